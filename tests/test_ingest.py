@@ -1,0 +1,184 @@
+"""Page shapes, structured formats and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from semsearch.errors import CorpusError
+from semsearch.ingest import decode, parse_text, read_file, read_paths
+
+from .conftest import CORPUS
+
+ABSTRACT = (
+    "We propose a method for partitioning embedding tables across many devices so that training "
+    "large recommendation models needs less communication and memory than before, and we measure it."
+)
+OTHER = (
+    "Post-training quantization of weights and activations reduces the memory and latency of large "
+    "language models, and learned rotations remove outliers that would otherwise hurt accuracy badly."
+)
+
+
+def seed(prefix: str) -> Path:
+    return next(CORPUS.glob(f"{prefix}_*.txt"))
+
+
+def test_abstract_lines_page_has_no_titles_and_counts_chrome():
+    r = read_file(seed("000"))
+    assert r.format == "abstract-lines"
+    assert len(r.records) == 10
+    assert all(rec.title is None for rec in r.records)
+    assert [(s.line, s.text) for s in r.skipped] == [(1, "Jack")]
+
+
+def test_collaborator_page_pairs_titles_with_abstracts():
+    r = read_file(seed("002"))
+    assert r.format == "collaborator-page"
+    assert len(r.records) == 8
+    first = r.records[0]
+    assert first.title == "Accelerating Transformer Inference and Training with 2:4 Activation Sparsity"
+    assert first.abstract.startswith("In this paper, we demonstrate how to leverage 2:4 sparsity")
+    assert {s.text for s in r.skipped} == {"Goto", "Collaborating Authors", "Choudhary, Dhruv"}
+
+
+def test_arxiv_listing_ids_belong_to_the_abstract_before_them():
+    r = read_file(seed("003"))
+    assert r.format == "arxiv-listing"
+    def id_of(start: str) -> str | None:
+        return next(rec.arxiv_id for rec in r.records if rec.abstract.startswith(start))
+
+    # The papers' real ids: Llama 3 is 2407.21783, Wukong 2403.02545, RecD 2211.05239.
+    assert id_of("Modern artificial intelligence") == "2407.21783"
+    assert id_of("Scaling laws play") == "2403.02545"
+    assert id_of("We present RecD") == "2211.05239"
+    assert r.records[-1].arxiv_id == "2104.05158"  # the file's last line is a bare id
+    assert len(r.records) == 10 and len({rec.arxiv_id for rec in r.records}) == 10
+    assert [(s.line, s.text) for s in r.skipped] == [(3, "12 pages")]
+
+
+def test_arxiv_listing_same_line_layout_when_ids_lead_every_abstract(tmp_path):
+    f = tmp_path / "listing.txt"
+    f.write_text(f"arXiv:2401.00001v2 {ABSTRACT}\narXiv:2401.00002 {OTHER}\n")
+    r = read_file(f)
+    assert [(x.arxiv_id, x.abstract[:10]) for x in r.records] == [("2401.00001", ABSTRACT[:10]), ("2401.00002", OTHER[:10])]
+
+
+def test_arxiv_listing_never_gives_an_id_across_another_abstract(tmp_path):
+    # Offset layout: the id after OTHER belongs to OTHER; ABSTRACT (no id follows it) gets none.
+    f = tmp_path / "listing.txt"
+    f.write_text(f"{ABSTRACT}\n{OTHER}\narXiv:2401.00009\n")
+    r = read_file(f)
+    assert [(x.abstract[:10], x.arxiv_id) for x in r.records] == [(ABSTRACT[:10], None), (OTHER[:10], "2401.00009")]
+
+
+def test_author_page_reads_category_date_title_authors():
+    r = read_file(seed("004"))
+    assert r.format == "author-page"
+    assert len(r.records) == 16
+    llama = r.records[0]
+    assert llama.title == "The Llama 3 Herd of Models"
+    assert llama.date == "2024-07-31" and llama.categories == ("AI",)
+    assert llama.authors[:2] == ("Aaron Grattafiori", "Abhimanyu Dubey")
+    growth = next(x for x in r.records if x.title.startswith("Alternate Model Growth"))
+    assert growth.date == "2021-05-04" and growth.categories == ("IR",)  # `IRMay 4, 2021Code`
+    assert len(r.skipped) == 8  # profile chrome: name, LG, h-index, counts...
+
+
+def test_jsonl_with_partly_bad_lines_keeps_the_good_ones(tmp_path):
+    f = tmp_path / "papers.jsonl"
+    f.write_text(
+        json.dumps({"title": "T1", "abstract": ABSTRACT, "arxiv_id": "arXiv:2101.00001v3", "authors": ["A", "B"]})
+        + "\n{not json\n"
+        + json.dumps({"title": "no abstract"})
+        + "\n"
+        + json.dumps({"abstract": OTHER, "categories": "cs.LG cs.IR", "date": "2020-01-02"})
+        + "\n"
+    )
+    r = read_file(f)
+    assert r.format == "jsonl"
+    assert [x.arxiv_id for x in r.records] == ["2101.00001", None]
+    assert r.records[1].categories == ("cs.LG", "cs.IR")
+    assert [(s.line, s.reason.split(" (")[0]) for s in r.skipped] == [
+        (2, "invalid JSON"),
+        (3, "field 'abstract' is missing or empty"),
+    ]
+
+
+def test_csv_with_quoted_commas_and_newlines(tmp_path):
+    f = tmp_path / "papers.csv"
+    f.write_text('title,abstract,id\n"Sharding, at scale","' + ABSTRACT + '\nsecond line",p1\nT2,,p2\n')
+    r = read_file(f)
+    assert r.format == "csv"
+    assert r.records[0].title == "Sharding, at scale" and r.records[0].id == "p1"
+    assert r.records[0].abstract.endswith("second line")
+    assert [(s.line, s.reason) for s in r.skipped] == [(4, "field 'abstract' is missing or empty")]
+
+
+def test_windows_line_endings_parse_like_unix(tmp_path):
+    f = tmp_path / "page.txt"
+    f.write_bytes(seed("000").read_bytes().replace(b"\n", b"\r\n"))
+    assert [x.abstract for x in read_file(f).records] == [x.abstract for x in read_file(seed("000")).records]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty.txt: file is empty"),
+        (b"\x00\x01\x02binary", "empty.txt: binary file (NUL bytes), not text"),
+        (b"just a title\nand another short line\n", "empty.txt: no recognisable abstracts"),
+        (b"ok line\n\xff\xfe broken", "empty.txt:2: not UTF-8 text"),
+    ],
+)
+def test_bad_files_raise_one_line_errors_naming_the_file(tmp_path, content, message):
+    f = tmp_path / "empty.txt"
+    f.write_bytes(content)
+    with pytest.raises(CorpusError) as exc:
+        read_file(f)
+    assert message in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_missing_path_is_named(tmp_path):
+    with pytest.raises(CorpusError, match=r"nope\.txt: no such file or directory"):
+        read_paths([tmp_path / "nope.txt"])
+
+
+def test_directory_reads_every_seed_page():
+    assert [Path(r.path).name[:3] for r in read_paths([CORPUS])] == ["000", "001", "002", "003", "004"]
+
+
+LINES = st.one_of(
+    st.text(max_size=200),
+    st.sampled_from(["", "Abstract:", "arXiv:2104.05158", "LGJun 1, 2022Code", "{", "title,abstract", "12 pages"]),
+    st.builds(lambda p, t: p + t, st.sampled_from(["Abstract:", "arXiv:2101.00001", "", "{\"abstract\": "]),
+              st.sampled_from([ABSTRACT, OTHER, "short"])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINES, max_size=25))
+def test_parsers_never_crash_they_parse_or_raise_corpus_error(lines):
+    text = "\n".join(lines)
+    try:
+        result = parse_text("fuzz.txt", text)
+    except CorpusError as exc:
+        assert str(exc).startswith("fuzz.txt")
+        return
+    assert result.records
+    for rec in result.records:
+        assert rec.abstract.strip() and rec.source == "fuzz.txt" and rec.line >= 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_decode_accepts_or_rejects_any_bytes_cleanly(data):
+    try:
+        text = decode("x.bin", data)
+    except CorpusError:
+        return
+    assert isinstance(text, str)
