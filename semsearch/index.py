@@ -177,6 +177,7 @@ class _Staging:
         parent = target.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale(parent, target.name)
             self.path = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=parent))
         except OSError as exc:
             raise SemsearchError(f"{parent}: cannot write an index here ({exc.strerror or exc})") from None
@@ -191,6 +192,24 @@ class _Staging:
 
     def abort(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(parent: Path, name: str) -> None:
+    """Delete staging directories left by builds that were killed (their process is gone)."""
+    for stale in parent.glob(f".{name}.tmp-*"):
+        pid = stale.name[len(f".{name}.tmp-") :].split("-")[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def recover(target: Path) -> None:

@@ -1,0 +1,119 @@
+"""CLI wiring: exit codes, --json shapes, one-line errors, every command documented."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from semsearch import cli
+
+from .conftest import ROOT
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    """Make the CLI build and query with the fake embedder (no torch)."""
+    from . import conftest
+
+    class Named(conftest.FakeEmbedder):
+        def __init__(self, model=None, **_):
+            super().__init__()
+
+    monkeypatch.setattr("semsearch.index.SentenceTransformerEmbedder", Named)
+    monkeypatch.setattr("semsearch.query.SentenceTransformerEmbedder", Named)
+
+
+def run(*args):
+    result = runner.invoke(cli.app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_build_search_papers_info_json(tmp_path, fake_model):
+    idx = tmp_path / "idx"
+    code, out, _ = run("build", ROOT / "corpus", "--index", idx, "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert (summary["papers"], summary["records"], summary["merged_records"]) == (25, 47, 22)
+    assert len(summary["skipped"]) == 13
+
+    code, out, _ = run("search", "embedding table sharding", "-k", "3", "--index", idx, "--json")
+    assert code == 0
+    hits = json.loads(out)
+    assert len(hits) == 3
+    assert {"id", "title", "arxiv_id", "score", "abstract"} <= set(hits[0])
+
+    code, out, _ = run("papers", "--index", idx, "--json")
+    papers = json.loads(out)
+    assert len(papers) == 25
+    assert {"id", "title", "arxiv_id", "date", "sources", "versions"} <= set(papers[0])
+
+    code, out, _ = run("info", "--index", idx, "--json")
+    info = json.loads(out)
+    assert (info["dim"], info["count"]) == (64, 25) and info["bytes"] > 0
+
+
+def test_human_output_marks_untitled_papers(tmp_path, fake_model):
+    idx = tmp_path / "idx"
+    assert run("build", ROOT / "corpus", "--index", idx)[0] == 0
+    code, out, _ = run("papers", "--index", idx)
+    assert code == 0 and "[no title]" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["search", "anything", "--index", "{tmp}/none"], "error: no index at {tmp}/none"),
+        (["build", "{tmp}/missing.txt", "--index", "{tmp}/idx"], "error: {tmp}/missing.txt: no such file or directory"),
+        (["build", "{tmp}/empty.txt", "--index", "{tmp}/idx"], "error: {tmp}/empty.txt: file is empty"),
+    ],
+)
+def test_errors_are_one_line_with_exit_1(tmp_path, fake_model, args, message):
+    (tmp_path / "empty.txt").write_text("")
+    code, out, err = run(*[a.format(tmp=tmp_path) for a in args])
+    assert code == 1
+    assert err.strip().startswith(message.format(tmp=tmp_path))
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "idx").exists()
+
+
+def test_empty_query_exits_1(tmp_path, fake_model):
+    idx = tmp_path / "idx"
+    run("build", ROOT / "corpus", "--index", idx)
+    code, _, err = run("search", "  ", "--index", idx)
+    assert code == 1 and "empty query" in err
+
+
+def test_every_command_has_help_with_an_example_and_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for command in cli.app.registered_commands:
+        name = command.name or command.callback.__name__
+        assert "Example: semsearch " + name in (command.callback.__doc__ or ""), name
+        assert re.search(rf"semsearch {name}\b", readme), f"README does not show `semsearch {name}`"
+
+
+def test_help_starts_without_heavy_imports():
+    code = (
+        "import sys\n"
+        "from semsearch import cli\n"
+        "try:\n    cli.app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'faiss', 'sentence_transformers', 'sklearn', 'pandas') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout
+    assert "HEAVY []" in out
+
+
+def test_import_semsearch_loads_no_heavy_module():
+    code = (
+        "import sys, semsearch\n"
+        "print([m for m in ('torch', 'faiss', 'sentence_transformers', 'sklearn', 'pandas', 'numpy') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
