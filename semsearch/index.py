@@ -21,15 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from . import __version__
-from .embed import Embedder, SentenceTransformerEmbedder, paper_text
+from . import lexical
+from .embed import CachedEmbedder, Embedder, SentenceTransformerEmbedder, default_cache_path, paper_text
 from .errors import IndexFormatError, IndexNotFound, SemsearchError
-from .ingest import FileResult, Skipped, read_paths
-from .records import MergeGroup, Paper, merge
+from .ingest import FileResult, RawRecord, Skipped, read_paths
+from .records import MergeGroup, Paper, merge, unmerged
 
 if TYPE_CHECKING:
     import numpy as np
 
-FORMAT_VERSION = 1
+#: 2 added the FTS5 table `papers_fts` to papers.sqlite; version 1 indexes must be rebuilt.
+FORMAT_VERSION = 2
 MANIFEST, VECTORS, PAPERS = "manifest.json", "vectors.faiss", "papers.sqlite"
 FILES = (MANIFEST, VECTORS, PAPERS)
 DEFAULT_INDEX = Path("indexes") / "default"
@@ -76,6 +78,11 @@ class Manifest:
             raise IndexFormatError(
                 f"{path}: format version {version} is newer than this semsearch reads ({FORMAT_VERSION}); "
                 "upgrade semsearch"
+            )
+        if isinstance(version, int) and version < FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{path}: format version {version} is older than this semsearch reads ({FORMAT_VERSION}); "
+                f"rebuild it with `semsearch build ... --index {directory}`"
             )
         known = set(cls.__dataclass_fields__)
         try:
@@ -146,6 +153,7 @@ def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
                 for row, p in enumerate(papers)
             ),
         )
+        lexical.create(con)
         con.commit()
     finally:
         con.close()
@@ -244,6 +252,8 @@ def build(
     model: str | None = None,
     embedder: Embedder | None = None,
     progress: bool = False,
+    dedupe: bool = True,
+    cache: Path | None | bool = True,
 ) -> BuildSummary:
     """Ingest `paths`, merge into papers, embed and write the index at `index`.
 
@@ -253,24 +263,56 @@ def build(
         model: sentence-transformers name or path (ignored when `embedder` is given).
         embedder: an `Embedder`; default SentenceTransformerEmbedder(model).
         progress: show a progress bar while embedding.
+        dedupe: merge repeats and versions into one paper (False: one paper per input record,
+            as benchmarks with judged document ids need).
+        cache: embedding cache file; True = default_cache_path(), False/None = no cache.
     Raises:
         CorpusError: a path is missing, empty, binary or holds no abstracts.
         SemsearchError: the index directory cannot be written.
     """
     start = time.perf_counter()
-    target = Path(index)
     results: list[FileResult] = read_paths(paths)
+    files = [
+        {"path": f.path, "format": f.format, "records": len(f.records), "skipped": len(f.skipped)} for f in results
+    ]
+    summary = build_records(
+        [r for f in results for r in f.records],
+        index,
+        model=model,
+        embedder=embedder,
+        progress=progress,
+        dedupe=dedupe,
+        cache=cache,
+        files=files,
+    )
+    summary.skipped = [s for f in results for s in f.skipped]
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def build_records(
+    raw: Sequence[RawRecord],
+    index: str | Path,
+    *,
+    model: str | None = None,
+    embedder: Embedder | None = None,
+    progress: bool = False,
+    dedupe: bool = True,
+    cache: Path | None | bool = True,
+    files: list[dict] | None = None,
+) -> BuildSummary:
+    """`build` from raw records already read (same arguments, same atomic write)."""
+    start = time.perf_counter()
+    target = Path(index)
     recover(target)
     staging = _Staging(target)  # fails now, before minutes of embedding, if unwritable
     try:
-        raw = [r for f in results for r in f.records]
-        merged = merge(raw)
+        merged = merge(raw) if dedupe else unmerged(raw)
         embedder = embedder or SentenceTransformerEmbedder(model)
+        cache_path = default_cache_path() if cache is True else (cache or None)
+        if cache_path is not None:
+            embedder = CachedEmbedder(embedder, cache_path)
         vectors = embedder.encode([paper_text(p) for p in merged.papers], progress=progress)
-        files = [
-            {"path": f.path, "format": f.format, "records": len(f.records), "skipped": len(f.skipped)}
-            for f in results
-        ]
         manifest = Manifest(
             model=embedder.name,
             model_fingerprint=embedder.fingerprint,
@@ -278,7 +320,7 @@ def build(
             count=len(merged.papers),
             corpus_hash=corpus_hash(merged.papers),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            build={"files": files, "records": len(raw), "merged_groups": len(merged.groups)},
+            build={"files": files or [], "records": len(raw), "merged_groups": len(merged.groups)},
         )
     except BaseException:
         staging.abort()
@@ -286,11 +328,11 @@ def build(
     write_index(target, merged.papers, vectors, manifest, staging)
     return BuildSummary(
         index=str(target),
-        files=files,
+        files=files or [],
         records=len(raw),
         papers=len(merged.papers),
         merged_groups=merged.groups,
-        skipped=[s for f in results for s in f.skipped],
+        skipped=[],
         seconds=time.perf_counter() - start,
     )
 
@@ -342,6 +384,21 @@ class PaperStore:
     def find(self, column: str, value: str) -> list[tuple[int, Paper]]:
         assert column in ("id", "arxiv_id")
         return self._select(f"WHERE {column} = ?", (value,))
+
+    def titles(self) -> list[tuple[int, str]]:
+        """(row, title) of every titled paper."""
+        return [(int(r), t) for r, t in self._con.execute("SELECT row, title FROM papers WHERE title IS NOT NULL")]
+
+    def rows_where(self, where: str, args: Sequence) -> list[int]:
+        """Rows of papers satisfying an SQL condition over the papers table (built by the query stage)."""
+        try:
+            return [int(r) for (r,) in self._con.execute(f"SELECT row FROM papers WHERE {where} ORDER BY row", args)]
+        except sqlite3.DatabaseError as exc:
+            raise IndexFormatError(f"{self.path}: {exc}; rebuild the index") from None
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._con
 
     def close(self) -> None:
         self._con.close()

@@ -6,20 +6,36 @@ and only the last touches FAISS; none of them needs a model except to embed the 
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
+from . import lexical
 from .embed import Embedder, SentenceTransformerEmbedder
 from .errors import ModelMismatch, QueryError
 from .index import DEFAULT_INDEX, Manifest, PaperStore, disk_usage, read_vectors, recover
-from .records import Paper
+from .ingest import normalize_arxiv_id
+from .records import Paper, containment, same_paper, shingles, words
 from .tables import dataframe, html_table
+from .themes import ThemeGroups, ThemeSpec, group_named
 
 if TYPE_CHECKING:
     import numpy as np
 
 HIT_COLUMNS = ("rank", "score", "id", "title", "arxiv_id", "date", "abstract")
+MODES = ("dense", "lexical", "hybrid")
+#: Chosen by nDCG@10 on SciFact (benchmarks/retrieval.py, docs/benchmarks.md).
+DEFAULT_MODE = "hybrid"
+#: Reciprocal-rank fusion constant (the value of Cormack et al. 2009; not tuned).
+RRF_K = 60
+#: Candidates taken from each channel before fusion or diversity re-ranking.
+CANDIDATES = 100
+#: MMR trade-off: 1 = relevance only, 0 = diversity only.
+MMR_LAMBDA = 0.7
+SCORE_KINDS = {"dense": "cosine", "lexical": "bm25", "hybrid": "rrf"}
+#: Title lookup: a title at least this similar (difflib ratio) to the reference matches.
+TITLE_MATCH = 0.85
 PAPER_COLUMNS = ("id", "title", "arxiv_id", "date", "sources", "versions")
 
 
@@ -42,6 +58,7 @@ class Hit:
     rank: int
     score: float
     paper: Paper
+    score_kind: str = "cosine"
 
     @property
     def id(self) -> str:
@@ -56,6 +73,7 @@ class Hit:
         return {
             "rank": self.rank,
             "score": round(self.score, 6),
+            "score_kind": self.score_kind,
             "id": p.id,
             "title": p.title,
             "display_title": p.display_title(),
@@ -111,10 +129,99 @@ class Hits(_Rows):
 
     columns = HIT_COLUMNS
 
-    def __init__(self, items: Sequence[Hit], query: str = ""):
+    def __init__(self, items: Sequence[Hit], query: str = "", score_kind: str = "cosine"):
         super().__init__(items)
         self.query = query
-        self.caption = f"{len(items)} results for {query!r} (score = cosine similarity)" if query else ""
+        self.score_kind = score_kind
+        self.caption = f"{len(items)} results for {query!r} (score = {SCORE_MEANING[score_kind]})"
+
+
+SCORE_MEANING = {
+    "cosine": "cosine similarity, higher is better",
+    "bm25": "BM25, higher is better",
+    "rrf": "reciprocal-rank fusion of dense and BM25 ranks, higher is better",
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict a query to papers by year, source file or category; applied before ranking.
+
+    Papers without a date never match a year filter. `sources` match as substrings of a
+    paper's `file:line` sources; `categories` match exactly (case-insensitive). Several values
+    of one kind are alternatives (OR); different kinds must all hold (AND).
+    """
+
+    year_from: int | None = None
+    year_to: int | None = None
+    sources: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.year_from or self.year_to or self.sources or self.categories)
+
+    def sql(self) -> tuple[str, list]:
+        """An SQL condition over the papers table, and its arguments."""
+        clauses, args = [], []
+        year = "CAST(substr(date, 1, 4) AS INTEGER)"
+        if self.year_from is not None:
+            clauses.append(f"date IS NOT NULL AND {year} >= ?")
+            args.append(int(self.year_from))
+        if self.year_to is not None:
+            clauses.append(f"date IS NOT NULL AND {year} <= ?")
+            args.append(int(self.year_to))
+        if self.sources:
+            alternatives = " OR ".join("instr(value, ?) > 0" for _ in self.sources)
+            clauses.append(f"EXISTS (SELECT 1 FROM json_each(papers.sources) WHERE {alternatives})")
+            args.extend(self.sources)
+        if self.categories:
+            alternatives = " OR ".join("lower(value) = lower(?)" for _ in self.categories)
+            clauses.append(f"EXISTS (SELECT 1 FROM json_each(papers.categories) WHERE {alternatives})")
+            args.extend(self.categories)
+        return " AND ".join(f"({c})" for c in clauses) or "1", args
+
+    def describe(self) -> str:
+        parts = []
+        if self.year_from is not None or self.year_to is not None:
+            parts.append(f"year {self.year_from or '…'}–{self.year_to or '…'}")
+        if self.sources:
+            parts.append("source " + " or ".join(self.sources))
+        if self.categories:
+            parts.append("category " + " or ".join(self.categories))
+        return ", ".join(parts)
+
+
+def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion: score(row) = sum over rankings of 1 / (k + rank), best first."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, row in enumerate(ranking, 1):
+            fused[row] = fused.get(row, 0.0) + 1.0 / (k + rank)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def mmr(relevance: "np.ndarray", vectors: "np.ndarray", k: int, lam: float = MMR_LAMBDA) -> list[int]:
+    """Maximal marginal relevance: positions of k items balancing relevance and novelty.
+
+    Args:
+        relevance: (n,) float, the candidates' similarity to the query.
+        vectors: (n, dim) float32 L2-normalised candidate vectors.
+    Returns:
+        up to k positions into the candidates, in selection order.
+    """
+    import numpy as np
+
+    chosen: list[int] = []
+    max_sim = np.full(len(relevance), -np.inf, dtype=np.float32)
+    left = np.ones(len(relevance), dtype=bool)
+    for _ in range(min(k, len(relevance))):
+        gain = lam * relevance - (1 - lam) * np.where(np.isinf(max_sim), 0, max_sim)
+        gain[~left] = -np.inf
+        pick = int(np.argmax(gain))
+        chosen.append(pick)
+        left[pick] = False
+        max_sim = np.maximum(max_sim, vectors @ vectors[pick])
+    return chosen
 
 
 class Papers(_Rows):
@@ -198,31 +305,239 @@ class Index:
 
     # --- search ----------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 10) -> Hits:
-        """The k papers closest to `query`, best first."""
-        return self.search_batch([query], k)[0]
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: str | None = None,
+        filters: Filters | None = None,
+        diverse: bool = False,
+    ) -> Hits:
+        """The k papers that best answer `query`, best first.
 
-    def search_batch(self, queries: Sequence[str], k: int = 10) -> list[Hits]:
-        """`search` for many queries at once (one embedding call, one FAISS call)."""
-        found = self.search_vectors(self.embed(queries), k)
-        return [self._hits(found.rows[i], found.scores[i], q) for i, q in enumerate(queries)]
+        Args:
+            query: natural-language text.
+            k: number of results; fewer only when fewer papers pass `filters`.
+            mode: "dense" (embeddings, cosine), "lexical" (BM25) or "hybrid" (reciprocal-rank
+                fusion of both); default DEFAULT_MODE.
+            filters: restrict to papers by year, source or category before ranking.
+            diverse: re-rank the candidates by maximal marginal relevance (MMR_LAMBDA).
+        Raises:
+            QueryError: empty query, bad k or mode, or no paper passes the filters.
+        """
+        return self.search_batch([query], k, mode=mode, filters=filters, diverse=diverse)[0]
 
-    def search_vectors(self, vectors: "np.ndarray", k: int = 10) -> Neighbours:
-        """Exact inner-product search for (n, dim) float32 L2-normalised `vectors`; never loads a model."""
+    def search_batch(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        *,
+        mode: str | None = None,
+        filters: Filters | None = None,
+        diverse: bool = False,
+    ) -> list[Hits]:
+        """`search` for many queries (one embedding call, one FAISS call)."""
+        mode = self._mode(mode)
+        ranked = self._rank(queries, k, mode, filters, diverse)
+        return [self._hits(r, q, SCORE_KINDS[mode]) for r, q in zip(ranked, queries)]
+
+    def _rank(
+        self, queries: Sequence[str], k: int, mode: str, filters: Filters | None, diverse: bool
+    ) -> list[list[tuple[int, float]]]:
+        """Per query, up to k (row, score) best first."""
+        _check_k(k)
+        for q in queries:
+            _check_text(q)
+        rows = self._allowed(filters)
+        n = max(CANDIDATES, 3 * k) if (diverse or mode == "hybrid") else k
+        vectors = self.embed(queries) if (mode != "lexical" or diverse) else None
+        dense = self.search_vectors(vectors, n, rows=rows) if mode != "lexical" else None
+        results = []
+        for i, q in enumerate(queries):
+            ranked: list[tuple[int, float]] = []
+            if dense is not None:
+                ranked = [(int(r), float(sc)) for r, sc in zip(dense.rows[i], dense.scores[i]) if r >= 0]
+            if mode != "dense":
+                lex = lexical.search(self._store.connection, q, n, rows)
+                ranked = lex if mode == "lexical" else rrf([[r for r, _ in ranked], [r for r, _ in lex]])
+            if diverse:
+                ranked = self._diversify(vectors[i], ranked, k)
+            results.append(ranked[:k])
+        return results
+
+    def search_vectors(
+        self, vectors: "np.ndarray", k: int = 10, *, rows: Sequence[int] | None = None, exclude: Sequence[int] = ()
+    ) -> Neighbours:
+        """Exact inner-product search for (n, dim) float32 L2-normalised `vectors`; never loads a model.
+
+        Args:
+            rows: search only these index rows (a filter applied inside FAISS, so k still come back).
+            exclude: never return these rows.
+        """
+        import faiss
         import numpy as np
 
-        if k < 1:
-            raise QueryError(f"k must be at least 1, got {k}")
+        _check_k(k)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.manifest.dim:
             raise QueryError(f"query vectors must have shape (n, {self.manifest.dim}), got {vectors.shape}")
-        scores, rows = self._vectors.search(vectors, min(k, max(self.manifest.count, 1)))
-        return Neighbours(rows=rows, scores=scores)
+        keep = []  # FAISS selectors hold raw pointers: keep their arrays alive during search
+        selector = None
+        if rows is not None:
+            keep.append(np.asarray(rows, dtype=np.int64))
+            selector = faiss.IDSelectorBatch(keep[-1])
+        if len(exclude):
+            keep.append(np.asarray(exclude, dtype=np.int64))
+            keep.append(faiss.IDSelectorBatch(keep[-1]))
+            not_excluded = faiss.IDSelectorNot(keep[-1])
+            keep.append(not_excluded)
+            if selector is None:
+                selector = not_excluded
+            else:
+                keep.append(selector)
+                selector = faiss.IDSelectorAnd(selector, not_excluded)
+        params = faiss.SearchParameters(sel=selector) if selector is not None else None
+        scores, found = self._vectors.search(vectors, min(k, max(self.manifest.count, 1)), params=params)
+        return Neighbours(rows=found, scores=scores)
 
-    def _hits(self, rows: "np.ndarray", scores: "np.ndarray", query: str) -> Hits:
-        papers = self._store.by_rows([r for r in rows if r >= 0])
-        hits = [Hit(rank, float(s), papers[int(r)]) for rank, (r, s) in enumerate(zip(rows[rows >= 0], scores[rows >= 0]), 1)]
-        return Hits(hits, query)
+    def _mode(self, mode: str | None) -> str:
+        mode = mode or DEFAULT_MODE
+        if mode not in MODES:
+            raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        return mode
+
+    def _allowed(self, filters: Filters | None) -> list[int] | None:
+        """Rows passing `filters` (None = all); raises QueryError when none does."""
+        if not filters:
+            return None
+        rows = self._store.rows_where(*filters.sql())
+        if not rows:
+            raise QueryError(f"no paper matches the filters ({filters.describe()})")
+        return rows
+
+    def vectors(self, rows: Sequence[int]) -> "np.ndarray":
+        """(len(rows), dim) float32 stored vectors of index rows."""
+        import numpy as np
+
+        if not len(rows):
+            return np.zeros((0, self.manifest.dim), dtype=np.float32)
+        return np.vstack([self._vectors.reconstruct(int(r)) for r in rows]).astype(np.float32)
+
+    def _diversify(self, query_vector: "np.ndarray", ranked: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
+        cand = [r for r, _ in ranked]
+        vecs = self.vectors(cand)
+        order = mmr(vecs @ query_vector, vecs, k)
+        return [ranked[i] for i in order]
+
+    def _hits(self, ranked: Sequence[tuple[int, float]], query: str, score_kind: str) -> Hits:
+        papers = self._store.by_rows([r for r, _ in ranked])
+        return Hits([Hit(i, s, papers[r], score_kind) for i, (r, s) in enumerate(ranked, 1)], query, score_kind)
+
+    # --- related papers ------------------------------------------------------------
+
+    def resolve(self, ref: str) -> tuple[int, Paper]:
+        """The (row, paper) a reference names: record id, arXiv id (any form) or title.
+
+        Titles match case-insensitively and tolerate small differences; a title that fits
+        several papers raises QueryError listing them.
+        """
+        ref = " ".join(str(ref).split())
+        if not ref:
+            raise QueryError("empty reference: give a paper id, arXiv id or title")
+        for column, value in (("id", ref), ("arxiv_id", _maybe_arxiv(ref))):
+            if value:
+                found = self._store.find(column, value)
+                if found:
+                    return found[0]
+        candidates = _title_candidates(ref, self._store.titles())
+        if len(candidates) == 1:
+            row = candidates[0]
+            return row, self._store.by_rows([row])[row]
+        if not candidates:
+            raise QueryError(f"no paper with id, arXiv id or title {ref!r}: see `semsearch papers`")
+        papers = self._store.by_rows(candidates)
+        listing = "; ".join(f"{papers[r].id} ({papers[r].title})" for r in candidates[:8])
+        raise QueryError(f"{ref!r} matches {len(candidates)} papers, give one id: {listing}")
+
+    def similar(
+        self,
+        ref: str | None = None,
+        k: int = 10,
+        *,
+        text: str | None = None,
+        filters: Filters | None = None,
+        diverse: bool = False,
+    ) -> Hits:
+        """Papers most like a given one (by `ref`) or like a pasted abstract (`text`), best first.
+
+        The paper itself, and for `text` any paper it is a version of, never appear. Ranking is
+        by cosine of the stored (or embedded) vectors.
+        """
+        _check_k(k)
+        if (ref is None) == (text is None):
+            raise QueryError("give a paper reference or --text, not both")
+        if text is not None:
+            _check_text(text)
+            vector = self.embed([text])[0]
+            label = text if len(text) <= 60 else text[:57] + "..."
+            exclude = self._versions_of(text)
+        else:
+            row, paper = self.resolve(ref)
+            vector, label, exclude = self.vectors([row])[0], paper.display_title(60), [row]
+        n = max(CANDIDATES, 3 * k) if diverse else k
+        found = self.search_vectors(vector[None, :], n, rows=self._allowed(filters), exclude=exclude)
+        ranked = [(int(r), float(sc)) for r, sc in zip(found.rows[0], found.scores[0]) if r >= 0]
+        if diverse:
+            ranked = self._diversify(vector, ranked, k)
+        return self._hits(ranked[:k], f"like {label}", "cosine")
+
+    def _versions_of(self, text: str) -> list[int]:
+        """Rows of papers that `text` is a version of (the near-duplicate rule of records)."""
+        grams = shingles(text)
+        rows = []
+        for row, _ in lexical.search(self._store.connection, text, 20):
+            paper = self._store.by_rows([row])[row]
+            if any(same_paper(containment(grams, shingles(v)), None, paper.title) for v in paper.versions):
+                rows.append(row)
+        return rows
+
+    # --- themes --------------------------------------------------------------------
+
+    def themes(
+        self,
+        themes: Sequence[str],
+        *,
+        query: str | None = None,
+        k: int = 50,
+        mode: str | None = None,
+        filters: Filters | None = None,
+    ) -> ThemeGroups:
+        """Group the corpus (or a query's top-k results) into themes the user names.
+
+        Args:
+            themes: each `name` or `name: description`.
+            query: group only this query's top `k` results (ranked by `mode`).
+        Returns:
+            ThemeGroups: multi-label groups with scores (cosine to the theme) and `unassigned`.
+        """
+        specs = [ThemeSpec.parse(t) for t in themes]
+        if not specs:
+            raise QueryError("name at least one theme (or use discovered themes)")
+        if len({s.name.lower() for s in specs}) != len(specs):
+            raise QueryError("two themes have the same name")
+        rows, papers = self._papers_for(query, k, mode, filters)
+        theme_vectors = self.embed([s.text for s in specs])
+        return group_named(papers, self.vectors(rows), specs, theme_vectors)
+
+    def _papers_for(self, query, k, mode, filters) -> tuple[list[int], list[Paper]]:
+        """Rows and papers to group: a query's top k, or every paper passing `filters`."""
+        if query is not None:
+            rows = [r for r, _ in self._rank([query], k, self._mode(mode), filters, False)[0]]
+        else:
+            rows = self._allowed(filters) or list(range(self.manifest.count))
+        found = self._store.by_rows(rows)
+        return rows, [found[r] for r in rows]
 
     # --- records ---------------------------------------------------------------------
 
@@ -266,6 +581,41 @@ class Index:
 
     def __repr__(self) -> str:
         return f"Index({str(self.path)!r}, {self.manifest.count} papers, model={self.manifest.model!r})"
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, int) or k < 1:
+        raise QueryError(f"k must be at least 1, got {k}")
+
+
+def _check_text(text: str) -> None:
+    if not isinstance(text, str) or not text.strip():
+        raise QueryError("empty query: give some words to search for")
+
+
+def _maybe_arxiv(ref: str) -> str | None:
+    try:
+        return normalize_arxiv_id(ref)
+    except ValueError:
+        return None
+
+
+def _title_candidates(ref: str, titles: Sequence[tuple[int, str]]) -> list[int]:
+    """Rows whose title matches `ref`: exactly (ignoring case and punctuation), as the part
+    before a colon (`FlexShard`), else by difflib ratio >= TITLE_MATCH, else as a phrase inside."""
+    key = " ".join(words(ref))
+    normal = [(row, " ".join(words(t))) for row, t in titles]
+    exact = [row for row, t in normal if t == key]
+    if exact:
+        return exact
+    heads = [row for row, t in titles if ":" in t and " ".join(words(t.split(":", 1)[0])) == key]
+    if heads:
+        return heads
+    ratios = [(difflib.SequenceMatcher(None, key, t).ratio(), row) for row, t in normal]
+    close = [row for ratio, row in sorted(ratios, reverse=True) if ratio >= TITLE_MATCH]
+    if close:
+        return close
+    return [row for row, t in normal if key and f" {key} " in f" {t} "]
 
 
 def _mismatch_message(manifest: Manifest, query_model: str, query_dim: int | str) -> str:

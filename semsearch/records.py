@@ -215,17 +215,29 @@ def merge(records: Iterable[RawRecord]) -> Merged:
     members: dict[int, list[int]] = defaultdict(list)
     for i in range(len(records)):
         members[uf.find(i)].append(i)
-    papers, groups, seen_ids = [], [], Counter()
-    for root in sorted(members):
-        group = [records[i] for i in members[root]]
-        paper = _paper_from(group)
-        seen_ids[paper.id] += 1
-        if seen_ids[paper.id] > 1:  # two papers given one id by their sources: keep both
-            paper = replace(paper, id=f"{paper.id}~{seen_ids[paper.id]}")
-        papers.append(paper)
-        if len(group) > 1:
-            groups.append(MergeGroup(paper.id, paper.sources, tuple(dict.fromkeys(reasons[root]))))
-    return Merged(papers, groups)
+    groups = [[records[i] for i in members[root]] for root in sorted(members)]
+    papers = _unique_ids([_paper_from(group) for group in groups])
+    explained = [
+        MergeGroup(paper.id, paper.sources, tuple(dict.fromkeys(reasons[root])))
+        for paper, root in zip(papers, sorted(members))
+        if len(paper.sources) > 1
+    ]
+    return Merged(papers, explained)
+
+
+def unmerged(records: Iterable[RawRecord]) -> Merged:
+    """One paper per record, nothing merged (for judged benchmarks whose ids must survive)."""
+    return Merged(_unique_ids([_paper_from([r]) for r in records]))
+
+
+def _unique_ids(papers: list[Paper]) -> list[Paper]:
+    """Two papers given one id by their sources are both kept: the second gets `id~2`."""
+    seen: Counter[str] = Counter()
+    out = []
+    for paper in papers:
+        seen[paper.id] += 1
+        out.append(paper if seen[paper.id] == 1 else replace(paper, id=f"{paper.id}~{seen[paper.id]}"))
+    return out
 
 
 def _paper_from(group: list[RawRecord]) -> Paper:

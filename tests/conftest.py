@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import numpy as np
 import pytest
 
 from semsearch import Index, build
+
+# No test reads or writes the user's embedding cache; cache tests pass their own file.
+os.environ["SEMSEARCH_CACHE"] = "off"
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"

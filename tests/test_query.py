@@ -28,7 +28,7 @@ def test_search_vectors_matches_brute_force(seed_index, fake):
 
 
 def test_text_search_delegates_to_vectors(seed_index, fake):
-    hits = seed_index.search("embedding table sharding for recommendation", k=4)
+    hits = seed_index.search("embedding table sharding for recommendation", k=4, mode="dense")
     vec = fake.encode(["embedding table sharding for recommendation"])
     found = seed_index.search_vectors(vec, 4)
     assert [h.score for h in hits] == pytest.approx(found.scores[0].tolist())
@@ -62,7 +62,7 @@ def test_hits_convert_to_pandas_and_html(seed_index):
     assert list(df["rank"]) == [1, 2, 3]
     assert {"id", "title", "arxiv_id", "score", "abstract"} <= set(df.columns)
     html = hits._repr_html_()
-    assert html.startswith("<table>") and "cosine similarity" in html and html.count("<tr>") == 4
+    assert html.startswith("<table>") and "reciprocal-rank fusion" in html and html.count("<tr>") == 4
 
 
 def test_untitled_papers_show_a_marked_excerpt_in_html(seed_index):

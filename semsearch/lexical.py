@@ -1,0 +1,50 @@
+"""Lexical channel: BM25 over titles and abstracts with SQLite FTS5, inside papers.sqlite.
+
+User text never reaches FTS5's query syntax: it is cut into words and each word is quoted,
+so quotes, operators (AND, NEAR, *, ^, :) and any Unicode are plain terms.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Sequence
+
+#: FTS5 tokenizer: Unicode word splitting, diacritics folded, Porter stemming.
+TOKENIZE = "porter unicode61 remove_diacritics 2"
+#: BM25 column weights (title, abstract): FTS5's defaults, 1 and 1 (no tuning).
+WEIGHTS = (1.0, 1.0)
+_MAX_TERMS = 64
+
+
+def create(con: sqlite3.Connection) -> None:
+    """Create and fill the FTS5 table `papers_fts` over `papers(title, abstract)`."""
+    con.execute(
+        "CREATE VIRTUAL TABLE papers_fts USING fts5(title, abstract, content='papers', "
+        f"content_rowid='row', tokenize='{TOKENIZE}')"
+    )
+    con.execute("INSERT INTO papers_fts(papers_fts) VALUES('rebuild')")
+
+
+def match_expression(text: str) -> str | None:
+    """An FTS5 MATCH expression for `text`: its words, each quoted, joined by OR (None if no words)."""
+    terms = list(dict.fromkeys(w.lower() for w in re.findall(r"[^\W_]+", text)))[:_MAX_TERMS]
+    return " OR ".join(f'"{t}"' for t in terms) if terms else None
+
+
+def search(
+    con: sqlite3.Connection, text: str, k: int, rows: Sequence[int] | None = None
+) -> list[tuple[int, float]]:
+    """Top-k (row, bm25 score) for `text`, higher is better; only `rows` when given."""
+    expr = match_expression(text)
+    if expr is None or k < 1:
+        return []
+    where, args = "papers_fts MATCH ?", [expr]
+    if rows is not None:
+        where += " AND rowid IN (SELECT value FROM json_each(?))"
+        args.append("[" + ",".join(str(int(r)) for r in rows) + "]")
+    sql = (
+        f"SELECT rowid, -bm25(papers_fts, {WEIGHTS[0]}, {WEIGHTS[1]}) AS s FROM papers_fts "
+        f"WHERE {where} ORDER BY s DESC, rowid LIMIT ?"
+    )
+    return [(int(r), float(s)) for r, s in con.execute(sql, (*args, k))]
