@@ -1,4 +1,4 @@
-# One-command set-up: `make demo` (venv + index + example queries), `make test` (the suite).
+# One-command set-up: `make demo` (venv + index + a query, related papers, themes), `make test` (the suite).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -22,6 +22,8 @@ index: venv
 
 demo: index
 	$(BIN)/semsearch search "how do I shard embedding tables?" -k 5 --index $(INDEX)
+	$(BIN)/semsearch similar "AutoShard" -k 3 --index $(INDEX)
+	$(BIN)/semsearch themes --theme "recommendation systems" --theme quantization --theme sharding --index $(INDEX)
 
 # pytest exit 5 = no tests collected: a broken set-up, never a pass
 test: venv

@@ -11,12 +11,13 @@ from .errors import (  # noqa: E402
     SemsearchError,
 )
 from .index import BuildSummary, build  # noqa: E402
-from .query import Hit, Hits, Index, Neighbours, Papers  # noqa: E402
+from .query import Filters, Hit, Hits, Index, Neighbours, Papers  # noqa: E402
 from .records import Paper  # noqa: E402
 
 __all__ = [
     "BuildSummary",
     "CorpusError",
+    "Filters",
     "Hit",
     "Hits",
     "Index",

@@ -31,6 +31,17 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs i
 ModelOpt = Annotated[
     Optional[str], typer.Option("--model", "-m", help="sentence-transformers model name or local path.")
 ]
+KOpt = Annotated[int, typer.Option("-k", help="Number of results.")]
+ModeOpt = Annotated[
+    Optional[str], typer.Option("--mode", help="dense | lexical | hybrid (default: hybrid, best on SciFact).")
+]
+YearFromOpt = Annotated[Optional[int], typer.Option("--year-from", help="Only papers from this year on.")]
+YearToOpt = Annotated[Optional[int], typer.Option("--year-to", help="Only papers up to this year.")]
+SourceOpt = Annotated[
+    Optional[list[str]], typer.Option("--source", help="Only papers seen in a source whose path contains this.")
+]
+CategoryOpt = Annotated[Optional[list[str]], typer.Option("--category", help="Only papers with this category.")]
+DiverseOpt = Annotated[bool, typer.Option("--diverse", help="Re-rank for diversity (MMR).")]
 
 
 def _fails_cleanly(command: Callable) -> Callable:
@@ -53,6 +64,21 @@ def _emit(data, as_json: bool, table: Callable[[], Table | str]) -> None:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:
         out.print(table())
+
+
+def _filters(year_from, year_to, source, category):
+    from .query import Filters
+
+    return Filters(year_from, year_to, tuple(source or ()), tuple(category or ()))
+
+
+def _hits_table(hits) -> Table:
+    rows = hits.as_dicts()
+    return _table(
+        hits.caption,
+        ["#", "score", "title", "id", "date"],
+        [[h["rank"], f"{h['score']:.3f}", h["display_title"], h["id"], h["date"]] for h in rows],
+    )
 
 
 def _table(title: str, columns: list[str], rows: list[list]) -> Table:
@@ -104,29 +130,96 @@ def _build_table(d: dict) -> Table:
 @_fails_cleanly
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
-    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
+    k: KOpt = 10,
     index: IndexOpt = DEFAULT_INDEX,
     model: ModelOpt = None,
+    mode: ModeOpt = None,
+    year_from: YearFromOpt = None,
+    year_to: YearToOpt = None,
+    source: SourceOpt = None,
+    category: CategoryOpt = None,
+    diverse: DiverseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Rank papers by meaning for a natural-language query.
 
-    Example: semsearch search "how do I shard embedding tables?" -k 5
+    Example: semsearch search "how do I shard embedding tables?" -k 5 --year-from 2021
     """
     from .query import Index
 
     with Index.open(index, model=model) as idx:
-        hits = idx.search(query, k)
-    rows = hits.as_dicts()
-    _emit(
-        rows,
-        as_json,
-        lambda: _table(
-            f"{len(rows)} results for {query!r} (score = cosine similarity)",
-            ["#", "score", "title", "id", "date"],
-            [[h["rank"], f"{h['score']:.3f}", h["display_title"], h["id"], h["date"]] for h in rows],
-        ),
-    )
+        hits = idx.search(query, k, mode=mode, filters=_filters(year_from, year_to, source, category), diverse=diverse)
+    _emit(hits.as_dicts(), as_json, lambda: _hits_table(hits))
+
+
+@app.command()
+@_fails_cleanly
+def similar(
+    ref: Annotated[Optional[str], typer.Argument(help="Paper id, arXiv id or title.")] = None,
+    text: Annotated[Optional[str], typer.Option("--text", help="A pasted abstract instead of REF.")] = None,
+    k: KOpt = 10,
+    index: IndexOpt = DEFAULT_INDEX,
+    year_from: YearFromOpt = None,
+    year_to: YearToOpt = None,
+    source: SourceOpt = None,
+    category: CategoryOpt = None,
+    diverse: DiverseOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Papers most like a given paper (never the paper itself or its versions).
+
+    Example: semsearch similar "AutoShard" -k 5
+    """
+    from .query import Index
+
+    with Index.open(index) as idx:
+        hits = idx.similar(ref, k, text=text, filters=_filters(year_from, year_to, source, category), diverse=diverse)
+    _emit(hits.as_dicts(), as_json, lambda: _hits_table(hits))
+
+
+@app.command()
+@_fails_cleanly
+def themes(
+    theme: Annotated[
+        Optional[list[str]], typer.Option("--theme", "-t", help="A theme: NAME or 'NAME: description'. Repeat.")
+    ] = None,
+    auto: Annotated[bool, typer.Option("--auto", help="Discover themes by clustering instead.")] = False,
+    n: Annotated[Optional[int], typer.Option("--n", help="Number of discovered themes (default: automatic).")] = None,
+    query: Annotated[Optional[str], typer.Option("--query", "-q", help="Group only this query's results.")] = None,
+    k: Annotated[int, typer.Option("-k", help="With --query: how many results to group.")] = 50,
+    index: IndexOpt = DEFAULT_INDEX,
+    year_from: YearFromOpt = None,
+    year_to: YearToOpt = None,
+    source: SourceOpt = None,
+    category: CategoryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Group the corpus, or a query's results, by themes you name or that it discovers.
+
+    Example: semsearch themes --theme "recommendation systems" --theme quantization --theme sharding
+    """
+    from .errors import QueryError
+    from .query import Index
+
+    if bool(theme) == auto:
+        raise QueryError("name themes with --theme, or use --auto to discover them (not both)")
+    filters = _filters(year_from, year_to, source, category)
+    with Index.open(index) as idx:
+        if auto:
+            groups = idx.discover_themes(n, query=query, k=k, filters=filters)
+        else:
+            groups = idx.themes(theme, query=query, k=k, filters=filters)
+    _emit(groups.as_dict(), as_json, lambda: _themes_table(groups))
+
+
+def _themes_table(groups) -> Table:
+    rows = []
+    for t in groups.themes:
+        for m in t.papers:
+            rows.append([t.name, f"{m.score:.3f}", m.paper.display_title(70), m.paper.id])
+    rows += [["unassigned", "", p.display_title(70), p.id] for p in groups.unassigned]
+    return _table(f"{len(groups.themes)} themes, {len(groups.papers)} papers ({groups.method})",
+                  ["theme", "score", "title", "id"], rows)
 
 
 @app.command()

@@ -18,7 +18,7 @@ from .index import DEFAULT_INDEX, Manifest, PaperStore, disk_usage, read_vectors
 from .ingest import normalize_arxiv_id
 from .records import Paper, containment, same_paper, shingles, words
 from .tables import dataframe, html_table
-from .themes import ThemeGroups, ThemeSpec, group_named
+from .themes import ThemeGroups, ThemeSpec, group_discovered, group_named
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,13 +27,16 @@ HIT_COLUMNS = ("rank", "score", "id", "title", "arxiv_id", "date", "abstract")
 MODES = ("dense", "lexical", "hybrid")
 #: Chosen by nDCG@10 on SciFact (benchmarks/retrieval.py, docs/benchmarks.md).
 DEFAULT_MODE = "hybrid"
-#: Reciprocal-rank fusion constant (the value of Cormack et al. 2009; not tuned).
+#: Hybrid = ALPHA * min-max(cosine) + (1 - ALPHA) * min-max(BM25) over both channels' candidates;
+#: chosen among RRF (k=60) and ALPHA in {0.3, 0.5, 0.7} by nDCG@10 on SciFact (docs/benchmarks.md).
+ALPHA = 0.5
+#: Reciprocal-rank fusion constant (Cormack et al. 2009), for `rrf`, the measured alternative.
 RRF_K = 60
 #: Candidates taken from each channel before fusion or diversity re-ranking.
 CANDIDATES = 100
 #: MMR trade-off: 1 = relevance only, 0 = diversity only.
 MMR_LAMBDA = 0.7
-SCORE_KINDS = {"dense": "cosine", "lexical": "bm25", "hybrid": "rrf"}
+SCORE_KINDS = {"dense": "cosine", "lexical": "bm25", "hybrid": "fused"}
 #: Title lookup: a title at least this similar (difflib ratio) to the reference matches.
 TITLE_MATCH = 0.85
 PAPER_COLUMNS = ("id", "title", "arxiv_id", "date", "sources", "versions")
@@ -139,7 +142,7 @@ class Hits(_Rows):
 SCORE_MEANING = {
     "cosine": "cosine similarity, higher is better",
     "bm25": "BM25, higher is better",
-    "rrf": "reciprocal-rank fusion of dense and BM25 ranks, higher is better",
+    "fused": f"{ALPHA:g} x min-max cosine + {1 - ALPHA:g} x min-max BM25 over the candidates, higher is better",
 }
 
 
@@ -197,6 +200,26 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, fl
     for ranking in rankings:
         for rank, row in enumerate(ranking, 1):
             fused[row] = fused.get(row, 0.0) + 1.0 / (k + rank)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def fuse(
+    dense: Sequence[tuple[int, float]], lex: Sequence[tuple[int, float]], alpha: float = ALPHA
+) -> list[tuple[int, float]]:
+    """Convex fusion: alpha * min-max(dense) + (1 - alpha) * min-max(lexical), best first.
+
+    Each channel's scores are scaled to [0, 1] over its own candidates; a row missing from a
+    channel scores 0 there. Fused scores lie in [0, 1].
+    """
+
+    def scaled(pairs: Sequence[tuple[int, float]]) -> dict[int, float]:
+        if not pairs:
+            return {}
+        lo, hi = min(s for _, s in pairs), max(s for _, s in pairs)
+        return {r: (s - lo) / (hi - lo) if hi > lo else 1.0 for r, s in pairs}
+
+    d, l = scaled(dense), scaled(lex)
+    fused = {r: alpha * d.get(r, 0.0) + (1 - alpha) * l.get(r, 0.0) for r in d.keys() | l.keys()}
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
@@ -360,7 +383,7 @@ class Index:
                 ranked = [(int(r), float(sc)) for r, sc in zip(dense.rows[i], dense.scores[i]) if r >= 0]
             if mode != "dense":
                 lex = lexical.search(self._store.connection, q, n, rows)
-                ranked = lex if mode == "lexical" else rrf([[r for r, _ in ranked], [r for r, _ in lex]])
+                ranked = lex if mode == "lexical" else fuse(ranked, lex)
             if diverse:
                 ranked = self._diversify(vectors[i], ranked, k)
             results.append(ranked[:k])
@@ -529,6 +552,31 @@ class Index:
         rows, papers = self._papers_for(query, k, mode, filters)
         theme_vectors = self.embed([s.text for s in specs])
         return group_named(papers, self.vectors(rows), specs, theme_vectors)
+
+    def discover_themes(
+        self,
+        n: int | None = None,
+        *,
+        query: str | None = None,
+        k: int = 50,
+        mode: str | None = None,
+        filters: Filters | None = None,
+        random_state: int = 0,
+    ) -> ThemeGroups:
+        """Discover themes by clustering the embeddings (n chosen automatically when None).
+
+        Each theme is labelled with its papers' most distinctive words (class-based TF-IDF);
+        a paper's score is the cosine to its cluster centre.
+        """
+        from .cluster import AutoThemes
+        from .embed import paper_text
+
+        if n is not None and n < 1:
+            raise QueryError(f"--n must be at least 1, got {n}")
+        rows, papers = self._papers_for(query, k, mode, filters)
+        vectors = self.vectors(rows)
+        model = AutoThemes(n_themes=n, random_state=random_state).fit(vectors, [paper_text(p) for p in papers])
+        return group_discovered(papers, vectors, model)
 
     def _papers_for(self, query, k, mode, filters) -> tuple[list[int], list[Paper]]:
         """Rows and papers to group: a query's top k, or every paper passing `filters`."""

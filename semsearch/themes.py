@@ -247,3 +247,20 @@ def group_named(
     unassigned = [papers[i] for i in range(len(papers)) if not member[i].any()]
     method = f"named: cosine >= {ABSOLUTE_MIN} and within {RELATIVE_MARGIN} of the paper's best theme"
     return ThemeGroups(themes, unassigned, papers, paper_vectors, method)
+
+
+def group_discovered(papers: Sequence[Paper], paper_vectors: "np.ndarray", model) -> ThemeGroups:
+    """ThemeGroups from a fitted `cluster.AutoThemes` (every paper in exactly one theme)."""
+    themes = []
+    for j in range(model.n_themes_):
+        rows = sorted((i for i in range(len(papers)) if model.labels_[i] == j), key=lambda i: -model.scores_[i])
+        themes.append(
+            Theme(
+                model.names_[j],
+                tuple(ThemeMember(papers[i], float(model.scores_[i])) for i in rows),
+                words=tuple(model.words_[j]),
+            )
+        )
+    themes.sort(key=lambda t: -len(t.papers))
+    method = f"discovered: {model.n_themes_} clusters of the embeddings, labels by class-based TF-IDF"
+    return ThemeGroups(themes, [], papers, paper_vectors, method)

@@ -117,3 +117,33 @@ def test_import_semsearch_loads_no_heavy_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
+
+
+def test_similar_and_themes_json(tmp_path, fake_model):
+    idx = tmp_path / "idx"
+    run("build", ROOT / "corpus", "--index", idx)
+    code, out, _ = run("similar", "arXiv:2407.21783v1", "-k", "3", "--index", idx, "--json")
+    assert code == 0 and len(json.loads(out)) == 3 and "2407.21783" not in [h["id"] for h in json.loads(out)]
+    code, out, _ = run("themes", "--theme", "recommendation systems", "--theme", "quantization", "--index", idx, "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert [t["name"] for t in d["themes"]] == ["recommendation systems", "quantization"]
+    assert "unassigned" in d
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["similar", "positive unlabeled"], "matches 2 papers, give one id"),
+        (["similar", "no such paper at all"], "no paper with id, arXiv id or title"),
+        (["search", "x", "--year-from", "1900", "--year-to", "1901"], "no paper matches the filters"),
+        (["search", "x", "--mode", "fuzzy"], "unknown mode 'fuzzy'"),
+        (["themes", "--theme", "sharding:"], "write a theme as NAME or 'NAME: description'"),
+        (["themes"], "name themes with --theme, or use --auto"),
+    ],
+)
+def test_query_errors_exit_1_with_one_line(tmp_path, fake_model, args, message):
+    idx = tmp_path / "idx"
+    run("build", ROOT / "corpus", "--index", idx)
+    code, _, err = run(*args, "--index", idx)
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1

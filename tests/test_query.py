@@ -62,7 +62,7 @@ def test_hits_convert_to_pandas_and_html(seed_index):
     assert list(df["rank"]) == [1, 2, 3]
     assert {"id", "title", "arxiv_id", "score", "abstract"} <= set(df.columns)
     html = hits._repr_html_()
-    assert html.startswith("<table>") and "reciprocal-rank fusion" in html and html.count("<tr>") == 4
+    assert html.startswith("<table>") and "min-max BM25" in html and html.count("<tr>") == 4
 
 
 def test_untitled_papers_show_a_marked_excerpt_in_html(seed_index):
@@ -81,3 +81,117 @@ def test_open_without_embedder_uses_the_manifest_model_lazily(seed_index_path):
     idx = Index.open(seed_index_path)  # must not load a model until text is embedded
     assert idx._embedder is None and len(idx.papers()) == 25
     idx.close()
+
+
+# --- modes, filters, hygiene ----------------------------------------------------------
+
+from semsearch.query import Filters, fuse, mmr, rrf  # noqa: E402
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_filters_apply_before_ranking_so_k_results_come_back(seed_index, mode):
+    f = Filters(year_from=2022)
+    hits = seed_index.search("recommendation model training", k=5, mode=mode, filters=f)
+    assert len(hits) == 5
+    assert all(h.paper.year and h.paper.year >= 2022 for h in hits)
+    unfiltered = seed_index.search("recommendation model training", k=5, mode=mode)
+    assert sum(1 for h in unfiltered if h.paper.year and h.paper.year >= 2022) < 5  # post-filtering would lose some
+
+
+def test_category_source_and_year_filters(seed_index):
+    assert [h.title for h in seed_index.search("training", k=5, filters=Filters(categories=("ir",)))] == [
+        "Alternate Model Growth and Pruning for Efficient Training of Recommendation Systems"
+    ]
+    hits = seed_index.search("recommendation", k=30, filters=Filters(sources=("003_",)))
+    assert len(hits) == 10 and all(any("003_" in s for s in h.paper.sources) for h in hits)
+    hits = seed_index.search("models", k=30, mode="lexical", filters=Filters(year_from=2020, year_to=2020))
+    assert {h.paper.date[:4] for h in hits} == {"2020"} and len(hits) == 2
+
+
+def test_filter_matching_nothing_is_a_clear_error(seed_index):
+    with pytest.raises(QueryError, match=r"no paper matches the filters \(year 1990–1991\)"):
+        seed_index.search("x", filters=Filters(year_from=1990, year_to=1991))
+
+
+def test_unknown_mode_is_refused(seed_index):
+    with pytest.raises(QueryError, match="unknown mode 'fuzzy'"):
+        seed_index.search("x", mode="fuzzy")
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_results_never_repeat_a_paper(seed_index, mode):
+    hits = seed_index.search("embedding sharding recommendation quantization", k=25, mode=mode, diverse=True)
+    assert len({h.id for h in hits}) == len(hits)
+
+
+def test_scores_say_what_they_are(seed_index):
+    assert seed_index.search("x y", mode="dense")[0].score_kind == "cosine"
+    assert seed_index.search("sharding", mode="lexical")[0].score_kind == "bm25"
+    assert seed_index.search("sharding", mode="hybrid").as_dicts()[0]["score_kind"] == "fused"
+
+
+def test_rrf_adds_reciprocal_ranks():
+    fused = rrf([[1, 2, 3], [3, 1]], k=60)
+    assert [r for r, _ in fused] == [1, 3, 2]
+    assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
+
+
+def test_fuse_scales_each_channel_then_mixes():
+    fused = dict(fuse([(1, 0.9), (2, 0.5)], [(2, 12.0), (3, 4.0)], alpha=0.5))
+    assert fused == pytest.approx({1: 0.5, 2: 0.5, 3: 0.0})
+    assert [r for r, _ in fuse([(1, 0.9), (2, 0.5)], [(2, 12.0), (3, 4.0)], alpha=0.7)] == [1, 2, 3]
+
+
+def test_mmr_skips_near_copies():
+    v = np.array([[1, 0, 0], [0.999, 0.0447, 0], [0, 1, 0]], dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    assert mmr(np.array([0.9, 0.89, 0.5]), v, 2, lam=0.5) == [0, 2]
+    assert mmr(np.array([0.9, 0.89, 0.5]), v, 2, lam=1.0) == [0, 1]
+
+
+# --- related papers -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["2407.21783", "arXiv:2407.21783", "2407.21783v2", "the llama 3 herd of models", "The Llama 3 Herd of Model"],
+)
+def test_resolve_by_id_arxiv_id_or_title(seed_index, ref):
+    _, paper = seed_index.resolve(ref)
+    assert paper.title == "The Llama 3 Herd of Models"
+
+
+def test_resolve_by_title_head_and_record_id(seed_index):
+    _, paper = seed_index.resolve("FlexShard")
+    assert paper.title.startswith("FlexShard:")
+    assert seed_index.resolve(paper.id)[1] == paper
+
+
+def test_ambiguous_title_lists_candidates(seed_index):
+    with pytest.raises(QueryError, match=r"'positive unlabeled' matches 2 papers, give one id: .*Positive Unlabeled"):
+        seed_index.resolve("positive unlabeled")
+
+
+def test_unknown_reference(seed_index):
+    with pytest.raises(QueryError, match="no paper with id, arXiv id or title 'nothing like this'"):
+        seed_index.resolve("nothing like this")
+
+
+def test_similar_never_returns_the_paper_itself(seed_index):
+    row, paper = seed_index.resolve("FlexShard")
+    hits = seed_index.similar("FlexShard", k=24)
+    assert len(hits) == 24 and paper.id not in {h.id for h in hits}
+
+
+def test_similar_text_excludes_the_paper_it_is_a_version_of(seed_index):
+    _, paper = seed_index.resolve("Accelerating Transformer Inference and Training with 2:4 Activation Sparsity")
+    shorter = paper.versions[-1]
+    hits = seed_index.similar(text=shorter, k=5)
+    assert paper.id not in {h.id for h in hits} and len(hits) == 5
+
+
+def test_similar_needs_exactly_one_of_ref_and_text(seed_index):
+    with pytest.raises(QueryError, match="not both"):
+        seed_index.similar("FlexShard", text="something")
+    with pytest.raises(QueryError, match="not both"):
+        seed_index.similar()

@@ -1,0 +1,58 @@
+"""The BM25 channel: user text never breaks FTS5 syntax; scores rank matching papers."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from semsearch import lexical
+
+
+def _db():
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE papers (row INTEGER PRIMARY KEY, title TEXT, abstract TEXT)")
+    con.executemany(
+        "INSERT INTO papers VALUES (?, ?, ?)",
+        [
+            (0, "Sharding embedding tables", "We partition embedding tables across devices."),
+            (1, "Quantization of LLMs", "Rotations remove outliers before quantizing weights."),
+            (2, None, "Café naïve résumé: diacritics and sharded tables."),
+        ],
+    )
+    lexical.create(con)
+    return con
+
+
+def test_bm25_ranks_matching_papers_first():
+    con = _db()
+    rows = [r for r, _ in lexical.search(con, "sharding tables", 3)]
+    assert rows[0] == 0 and 1 not in rows
+    assert lexical.search(con, "quantize", 3)[0][0] == 1  # porter stemming: quantize ~ quantizing
+
+
+def test_operators_and_quotes_are_plain_words():
+    con = _db()
+    for text in ['"sharding', "sharding AND OR NOT", "NEAR(sharding tables)", "shard* ^title:", "title: rotations"]:
+        assert isinstance(lexical.search(con, text, 3), list)
+    assert lexical.match_expression('a "b" c') == '"a" OR "b" OR "c"'
+    assert lexical.match_expression("  ?! ") is None
+
+
+def test_unicode_folds_diacritics():
+    con = _db()
+    assert lexical.search(con, "cafe naive", 3)[0][0] == 2
+
+
+def test_rows_restrict_the_search():
+    con = _db()
+    assert [r for r, _ in lexical.search(con, "tables", 3, rows=[2])] == [2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_any_user_text_is_a_valid_query(text):
+    con = _db()
+    result = lexical.search(con, text, 5)
+    assert all(isinstance(r, int) and isinstance(s, float) for r, s in result)
