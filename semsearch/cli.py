@@ -222,6 +222,30 @@ def _themes_table(groups) -> Table:
                   ["theme", "score", "title", "id"], rows)
 
 
+@app.command("eval")
+@_fails_cleanly
+def eval_(
+    directory: Annotated[Path, typer.Argument(help="A BEIR dataset: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
+    mode: ModeOpt = None,
+    split: Annotated[str, typer.Option("--split", help="Which qrels file to score.")] = "test",
+    index: Annotated[
+        Optional[Path], typer.Option("--index", "-i", help="An index of DIR's corpus (default: build a temporary one).")
+    ] = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score retrieval on judged data: nDCG@10, Recall@100, MRR@10.
+
+    Example: semsearch eval ../shared/data/scifact --mode hybrid
+    """
+    from .evaluate import evaluate
+
+    m = evaluate(directory, index=index, mode=mode, split=split, model=model, progress=not as_json)
+    keys = ["ndcg@10", "recall@100", "mrr@10", "queries", "mode", "split", "index", "seconds"]
+    rows = [[key, f"{m[key]:.4f}" if isinstance(m[key], float) and key != "seconds" else m[key]] for key in keys]
+    _emit(m, as_json, lambda: _table(f"{directory} ({split})", ["metric", "value"], rows))
+
+
 @app.command()
 @_fails_cleanly
 def papers(index: IndexOpt = DEFAULT_INDEX, as_json: JsonOpt = False) -> None:

@@ -118,3 +118,64 @@ def run_queries(
         for qid, ranked in zip(chunk, search([queries[q] for q in chunk], k)):
             run[qid] = ranked
     return run
+
+
+def evaluate(
+    directory: str | Path,
+    *,
+    index: str | Path | None = None,
+    mode: str | None = None,
+    split: str = "test",
+    model: str | None = None,
+    progress: bool = False,
+    batch: int = 64,
+) -> dict:
+    """nDCG@10, Recall@100 and MRR@10 of an index's rankings on a BEIR-layout dataset.
+
+    Args:
+        directory: holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv.
+        index: an index of that corpus whose paper ids are the BEIR `_id`s; default: build a
+            temporary one (no merging, so judged ids survive).
+        mode: search mode (default the search default).
+    Returns:
+        {"ndcg@10", "recall@100", "mrr@10", "queries", "mode", "split", "index", "seconds"}.
+    Raises:
+        CorpusError: a missing file or malformed line (named).
+    """
+    import tempfile
+    import time
+
+    from .index import build_records
+    from .query import DEFAULT_MODE, Index
+
+    start = time.perf_counter()
+    data = load_beir(directory, split)
+    queries = {q: data.queries[q] for q in data.qrels}
+    with tempfile.TemporaryDirectory(prefix="semsearch-eval-") as tmp:
+        path = Path(index) if index is not None else Path(tmp) / "index"
+        if index is None:
+            build_records(data.records, path, model=model, dedupe=False, progress=progress)
+        with Index.open(path, model=model if index is not None else None) as idx:
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(queries), desc="queries", unit="q")
+
+            def search(texts: Sequence[str], k: int) -> list[list[str]]:
+                found = [[h.id for h in hits] for hits in idx.search_batch(texts, k, mode=mode)]
+                if bar is not None:
+                    bar.update(len(texts))
+                return found
+
+            run = run_queries(search, queries, 100, batch)
+            if bar is not None:
+                bar.close()
+    metrics = score_run(run, data.qrels)
+    metrics.update(
+        mode=mode or DEFAULT_MODE,
+        split=split,
+        index=str(index) if index is not None else "temporary",
+        seconds=round(time.perf_counter() - start, 1),
+    )
+    return metrics

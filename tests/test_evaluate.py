@@ -65,3 +65,45 @@ def test_missing_beir_file_is_named(tmp_path):
 def test_malformed_qrels_line(tmp_path):
     with pytest.raises(CorpusError, match=r"test.tsv:2: expected"):
         load_beir(_beir(tmp_path, qrels="query-id\tcorpus-id\tscore\nq1 d1 1\n"))
+
+
+def test_metrics_match_trec_eval_reference():
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    import random
+
+    rng = random.Random(7)
+    docs = [f"d{i}" for i in range(150)]
+    qrels = {f"q{q}": {d: rng.choice([1, 1, 2]) for d in rng.sample(docs, rng.randint(1, 6))} for q in range(25)}
+    run = {q: rng.sample(docs, 120) for q in qrels}
+    mine = {q: (ndcg(run[q], qrels[q], 10), recall(run[q], qrels[q], 100), mrr(run[q][:10], qrels[q], 10)) for q in qrels}
+    # trec_eval ranks by score; give strictly decreasing scores so the order is ours.
+    as_scores = lambda ranked: {d: float(len(ranked) - i) for i, d in enumerate(ranked)}  # noqa: E731
+    ev = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100", "recip_rank"})
+    full = ev.evaluate({q: as_scores(r) for q, r in run.items()})
+    cut = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate({q: as_scores(r[:10]) for q, r in run.items()})
+    for q in qrels:
+        assert mine[q][0] == pytest.approx(full[q]["ndcg_cut_10"], abs=1e-6)
+        assert mine[q][1] == pytest.approx(full[q]["recall_100"], abs=1e-6)
+        assert mine[q][2] == pytest.approx(cut[q]["recip_rank"], abs=1e-6)
+
+
+def test_evaluate_on_a_small_beir_fixture(tmp_path, monkeypatch):
+    from semsearch.evaluate import evaluate
+    from tests.conftest import FakeEmbedder
+
+    monkeypatch.setattr("semsearch.index.SentenceTransformerEmbedder", lambda model=None: FakeEmbedder())
+    monkeypatch.setattr("semsearch.query.SentenceTransformerEmbedder", lambda model=None: FakeEmbedder())
+    (tmp_path / "qrels").mkdir()
+    docs = {
+        "d1": "Sharding embedding tables across devices for recommendation training.",
+        "d2": "Post-training quantization of language model weights with rotations.",
+        "d3": "Galaxy formation and dust temperature in the early universe.",
+    }
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": "", "text": t}) + "\n" for d, t in docs.items()))
+    (tmp_path / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "embedding table sharding"}) + "\n" + json.dumps({"_id": "q2", "text": "quantization of weights"}) + "\n"
+    )
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
+    m = evaluate(tmp_path, mode="lexical")
+    assert m["queries"] == 2 and m["ndcg@10"] == pytest.approx(1.0) and m["mrr@10"] == pytest.approx(1.0)
+    assert set(m) >= {"ndcg@10", "recall@100", "mrr@10", "queries"}

@@ -1,0 +1,274 @@
+"""Discovered themes: k-means on paper vectors, k chosen by silhouette, clusters named by c-TF-IDF."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from .errors import QueryError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: k-means restarts per candidate k (best inertia kept); fixed so results depend on random_state only.
+N_INIT = 3
+#: The silhouette is computed on at most this many papers (drawn with random_state): its cost is quadratic.
+SILHOUETTE_SAMPLE = 2000
+#: Terms of `words_` joined into a theme's name.
+NAME_TERMS = 3
+#: A bigram replaces a word already chosen for a label when it holds at least this share of the
+#: cluster's texts containing the word: the word is then mostly used in that phrase.
+PHRASE_SHARE = 0.5
+#: Words so common in abstracts of every field that they name no theme, on top of scikit-learn's
+#: English stop words. Measured (benchmarks/clustering.py, arXiv subset): without this list they
+#: fill theme names ("using", "paper", "proposed", "results") although c-TF-IDF down-weights them.
+GENERIC_WORDS = frozenset(
+    """
+    paper papers propose proposed proposes present presents presented study studies studied
+    result results show shows shown demonstrate demonstrates approach approaches method methods
+    based using use used new novel work works problem problems existing recent recently
+    provide provides achieve achieves performance framework important different various
+    """.split()
+)
+
+_MATH = re.compile(r"\$[^$]*\$|\\[a-zA-Z]+|https?://\S+")
+_WORD = re.compile(r"\b[^\W\d_]{2,}(?:-[^\W\d_]+)*\b")
+
+
+def _stop_words() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return ENGLISH_STOP_WORDS | GENERIC_WORDS
+
+
+def terms(text: str, stop_words: frozenset[str] = frozenset()) -> set[str]:
+    """The distinct label terms of a text: words and adjacent-word bigrams, lower-case.
+
+    LaTeX (`$...$`, `\\command`), URLs and anything with a digit are dropped; a bigram joins two
+    words with only white space between them (never across punctuation, math or a number) and
+    neither a stop word.
+    """
+    text = _MATH.sub(" . ", text)
+    found = list(_WORD.finditer(text))
+    out = set()
+    for i, m in enumerate(found):
+        w = m.group().lower()
+        if w in stop_words:
+            continue
+        out.add(w)
+        if i + 1 < len(found):
+            nxt = found[i + 1]
+            v = nxt.group().lower()
+            if v not in stop_words and text[m.end() : nxt.start()].isspace():
+                out.add(f"{w} {v}")
+    return out
+
+
+def label_clusters(
+    texts: Sequence[str], labels: Sequence[int], n_words: int = 4, stop_words: Iterable[str] | None = None
+) -> list[list[str]]:
+    """The most distinctive terms of each cluster by class-based TF-IDF (c-TF-IDF, as in BERTopic).
+
+    A term's weight in cluster c is tf(t, c) * log(1 + A / f(t)): tf(t, c) is the number of the
+    cluster's texts containing t (counted once per text, so one paper repeating its acronym does
+    not name a theme), f(t) its total over all clusters and A the mean number of terms per
+    cluster. Terms are words and bigrams without stop words. Going down the ranking, a term
+    sharing a word (singular/plural folded) with one already kept is skipped, except that a
+    bigram replaces the kept words it contains when it holds at least PHRASE_SHARE of each
+    word's texts in the cluster ("dark", "matter" -> "dark matter").
+
+    Args:
+        texts: n documents (title + abstract).
+        labels: n ints in 0..k-1, the cluster of each text.
+        n_words: terms per cluster.
+        stop_words: words never used; None = scikit-learn's English list plus GENERIC_WORDS.
+    Returns:
+        k lists of at most n_words terms, best first (empty for an empty cluster).
+    """
+    if len(texts) != len(labels):
+        raise QueryError(f"label_clusters: {len(texts)} texts but {len(labels)} labels")
+    k = max((int(c) for c in labels), default=-1) + 1
+    stop = _stop_words() if stop_words is None else frozenset(stop_words)
+    per_cluster: list[Counter[str]] = [Counter() for _ in range(k)]
+    for text, c in zip(texts, labels):
+        per_cluster[int(c)].update(terms(text, stop))
+    total: Counter[str] = Counter()
+    for counts in per_cluster:
+        total.update(counts)
+    mean_terms = sum(total.values()) / max(k, 1)
+    return [_top_terms(counts, total, mean_terms, n_words) for counts in per_cluster]
+
+
+def _top_terms(counts: Counter[str], total: Counter[str], mean_terms: float, n_words: int) -> list[str]:
+    ranked = sorted(counts, key=lambda t: (-counts[t] * math.log(1 + mean_terms / total[t]), t))
+    chosen: list[str] = []
+    for term in ranked:
+        keys = {_fold(w) for w in term.split()}
+        clash = [i for i, c in enumerate(chosen) if keys & {_fold(w) for w in c.split()}]
+        if not clash:
+            if len(chosen) == n_words:
+                break
+            chosen.append(term)
+        elif " " in term and all(" " not in chosen[i] and counts[term] >= PHRASE_SHARE * counts[chosen[i]] for i in clash):
+            chosen[clash[0]] = term
+            for i in reversed(clash[1:]):
+                del chosen[i]
+    return chosen
+
+
+def _fold(word: str) -> str:
+    """Crude singular for overlap checks only: galaxies/galaxy, robots/robot (never shown)."""
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+class AutoThemes:
+    """Themes discovered in paper vectors: k-means clusters named by their distinctive words.
+
+    Clustering runs on the vectors minus their mean, re-normalised (sentence embeddings share a
+    common direction that hides topic structure); with `n_themes=None`, k is the candidate in
+    `min_themes..max_themes` whose k-means solution has the highest mean silhouette (cosine).
+    See benchmarks/clustering.py for the criteria compared.
+
+    Args:
+        n_themes: number of themes; None chooses it (see above). Clamped to the number of
+            distinct vectors.
+        max_themes, min_themes: the range of k tried when choosing.
+        n_words: terms kept per theme in `words_`.
+        random_state: seed of k-means and of the silhouette sample.
+
+    Learned attributes (after `fit`), themes ordered by size, largest first:
+        labels_: (n,) int64, the theme of each paper.
+        n_themes_: int, the number of themes k.
+        centers_: (k, dim) float32, L2-normalised mean vector of each theme (original space).
+        scores_: (n,) float32, cosine of each paper to its theme's center.
+        words_: k lists of terms (c-TF-IDF, see `label_clusters`).
+        names_: k strings, the first NAME_TERMS terms joined by " · " (made unique).
+        selection_: {k: silhouette} of the candidates tried; empty when k was not chosen.
+    """
+
+    def __init__(
+        self,
+        n_themes: int | None = None,
+        max_themes: int = 30,
+        min_themes: int = 2,
+        n_words: int = 4,
+        random_state: int = 0,
+    ):
+        self.n_themes = n_themes
+        self.max_themes = max_themes
+        self.min_themes = min_themes
+        self.n_words = n_words
+        self.random_state = random_state
+
+    def fit(self, vectors: "np.ndarray", texts: Sequence[str]) -> "AutoThemes":
+        """Learn themes.
+
+        Args:
+            vectors: (n, dim) float32, L2-normalised, one row per paper.
+            texts: the n papers' texts (title + abstract), for naming.
+        Returns:
+            self.
+        Raises:
+            QueryError: mismatched or empty inputs, or invalid parameters.
+        """
+        import numpy as np
+
+        x = self._validate(vectors, texts)
+        n = len(x)
+        centred = x - x.mean(axis=0)
+        norms = np.linalg.norm(centred, axis=1, keepdims=True)
+        centred = np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0)
+        distinct = len(np.unique(centred, axis=0))
+        self.selection_: dict[int, float] = {}
+        if self.n_themes is not None:
+            labels = self._kmeans(centred, min(self.n_themes, distinct))
+        elif n < 3 or distinct < 2:
+            labels = np.zeros(n, dtype=np.int64)
+        else:
+            labels = self._choose(centred, distinct)
+        self._learn(x, labels, texts)
+        return self
+
+    def _validate(self, vectors, texts) -> "np.ndarray":
+        import numpy as np
+
+        x = np.asarray(vectors, dtype=np.float32)
+        if x.ndim != 2 or len(x) == 0:
+            raise QueryError(f"vectors must have shape (n, dim) with n >= 1, got {x.shape}")
+        if len(texts) != len(x):
+            raise QueryError(f"{len(x)} vectors but {len(texts)} texts: give one text per vector")
+        if not np.isfinite(x).all():
+            raise QueryError("vectors contain NaN or infinity")
+        if self.n_themes is not None and self.n_themes < 1:
+            raise QueryError(f"n_themes must be at least 1, got {self.n_themes}")
+        if not 2 <= self.min_themes <= self.max_themes:
+            raise QueryError(f"need 2 <= min_themes <= max_themes, got {self.min_themes} and {self.max_themes}")
+        if self.n_words < 1:
+            raise QueryError(f"n_words must be at least 1, got {self.n_words}")
+        return x
+
+    def _kmeans(self, x: "np.ndarray", k: int) -> "np.ndarray":
+        import numpy as np
+        from sklearn.cluster import KMeans
+
+        if k <= 1:
+            return np.zeros(len(x), dtype=np.int64)
+        km = KMeans(n_clusters=k, n_init=N_INIT, random_state=self.random_state).fit(x)
+        return km.labels_.astype(np.int64)
+
+    def _choose(self, x: "np.ndarray", distinct: int) -> "np.ndarray":
+        import numpy as np
+        from sklearn.metrics import silhouette_score
+
+        n = len(x)
+        rng = np.random.default_rng(self.random_state)
+        sample = np.sort(rng.choice(n, SILHOUETTE_SAMPLE, replace=False)) if n > SILHOUETTE_SAMPLE else np.arange(n)
+        # the silhouette needs 2 <= k <= samples - 1
+        high = min(self.max_themes, distinct, len(sample) - 1)
+        low = min(self.min_themes, high)
+        best, best_labels = -2.0, None
+        for k in range(low, high + 1):
+            labels = self._kmeans(x, k)
+            if len(np.unique(labels[sample])) < 2:
+                continue
+            score = float(silhouette_score(x[sample], labels[sample], metric="cosine"))
+            self.selection_[k] = score
+            if score > best:
+                best, best_labels = score, labels
+        return best_labels if best_labels is not None else np.zeros(n, dtype=np.int64)
+
+    def _learn(self, x: "np.ndarray", labels: "np.ndarray", texts: Sequence[str]) -> None:
+        import numpy as np
+
+        # themes ordered by size (largest first), ties by first paper, so numbering is stable
+        sizes = np.bincount(labels)
+        used = [c for c in range(len(sizes)) if sizes[c]]
+        first = {c: int(np.argmax(labels == c)) for c in used}
+        order = sorted(used, key=lambda c: (-sizes[c], first[c]))
+        remap = np.zeros(len(sizes), dtype=np.int64)
+        remap[order] = np.arange(len(order))
+        self.labels_ = remap[labels].astype(np.int64)
+        self.n_themes_ = len(order)
+        sums = np.zeros((self.n_themes_, x.shape[1]), dtype=np.float64)
+        np.add.at(sums, self.labels_, x)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        self.centers_ = np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0).astype(np.float32)
+        self.scores_ = np.einsum("ij,ij->i", x, self.centers_[self.labels_]).astype(np.float32)
+        self.words_ = label_clusters(texts, self.labels_.tolist(), self.n_words)
+        self.names_ = _unique([" · ".join(w[:NAME_TERMS]) or f"theme {i + 1}" for i, w in enumerate(self.words_)])
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Names with repeats suffixed ` (2)`, ` (3)`, ... so each theme can be looked up by name."""
+    seen: Counter[str] = Counter()
+    out = []
+    for name in names:
+        seen[name] += 1
+        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return out
