@@ -96,6 +96,12 @@ def build(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or directories of abstracts.")] = None,
     index: IndexOpt = DEFAULT_INDEX,
     model: ModelOpt = None,
+    index_type: Annotated[
+        str, typer.Option("--index-type", help="auto | flat | ivf-sq8 | ivf-pq | hnsw (auto: Flat below 50k papers).")
+    ] = "auto",
+    target_recall: Annotated[
+        float, typer.Option("--target-recall", help="Recall@10 an approximate index must reach (held-out sample).")
+    ] = 0.95,
     as_json: JsonOpt = False,
 ) -> None:
     """Build (or replace) an index from files of abstracts: pages, JSONL or CSV.
@@ -104,8 +110,17 @@ def build(
     """
     from .index import build as build_index
 
-    s = build_index(paths or [Path("corpus")], index, model=model, progress=not as_json)
+    s = build_index(
+        paths or [Path("corpus")], index, model=model, progress=not as_json, index_type=index_type,
+        target_recall=target_recall,
+    )
     d = s.as_dict()
+    choice = s.index_choice
+    if not choice.get("reached", True):
+        err.print(
+            f"warning: {index_type} could not reach recall@10 {target_recall}; using the best measured, "
+            f"{choice['type']} {choice['params']} (recall@10 {choice['recall_at_10']})", highlight=False, markup=False,
+        )
     _emit(d, as_json, lambda: _build_table(d))
     if not as_json:
         for skip in s.skipped[:MAX_SKIPPED_SHOWN]:
@@ -279,7 +294,8 @@ def info(index: IndexOpt = DEFAULT_INDEX, as_json: JsonOpt = False) -> None:
 
     with Index.open(index) as idx:
         d = idx.info()
-    keys = ["path", "model", "model_fingerprint", "dim", "count", "metric", "index_type", "text", "created"]
+    keys = ["path", "model", "model_fingerprint", "dim", "count", "metric", "index_type", "index_params",
+            "index_recall_at_10", "text", "created"]
     rows = [[key, d[key]] for key in keys]
     rows += [[f"size of {name}", f"{size:,} bytes"] for name, size in d["files"].items()]
     _emit(d, as_json, lambda: _table(f"index {d['path']}", ["field", "value"], rows))

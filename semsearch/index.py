@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from . import __version__
 from . import lexical
+from .ann import TARGET_RECALL, build_vector_index, set_search_params
 from .embed import CachedEmbedder, Embedder, SentenceTransformerEmbedder, default_cache_path, paper_text
 from .errors import IndexFormatError, IndexNotFound, SemsearchError
 from .ingest import FileResult, RawRecord, Skipped, read_paths
@@ -35,7 +36,6 @@ FORMAT_VERSION = 2
 MANIFEST, VECTORS, PAPERS = "manifest.json", "vectors.faiss", "papers.sqlite"
 FILES = (MANIFEST, VECTORS, PAPERS)
 DEFAULT_INDEX = Path("indexes") / "default"
-INDEX_TYPE = "IDMap2,Flat"
 METRIC = "inner_product"  # on L2-normalised vectors: cosine similarity, higher is better
 
 _COLUMNS = ("id", "title", "abstract", "versions", "arxiv_id", "date", "authors", "categories", "sources")
@@ -53,7 +53,8 @@ class Manifest:
     corpus_hash: str
     created: str
     metric: str = METRIC
-    index_type: str = INDEX_TYPE
+    index_type: str = "flat"
+    index_params: dict = field(default_factory=dict)
     text: str = "title. abstract"
     format_version: int = FORMAT_VERSION
     semsearch_version: str = __version__
@@ -108,6 +109,7 @@ class BuildSummary:
     merged_groups: list[MergeGroup]
     skipped: list[Skipped]
     seconds: float
+    index_choice: dict = field(default_factory=dict)
 
     @property
     def merged_records(self) -> int:
@@ -123,6 +125,7 @@ class BuildSummary:
             "merged_groups": [asdict(g) for g in self.merged_groups],
             "skipped": [asdict(s) for s in self.skipped],
             "seconds": round(self.seconds, 3),
+            "index_choice": self.index_choice,
         }
 
 
@@ -159,12 +162,9 @@ def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
         con.close()
 
 
-def _write_vectors(path: Path, vectors: "np.ndarray") -> None:
+def _write_vectors(path: Path, index) -> None:
     import faiss
-    import numpy as np
 
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
-    index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
     faiss.write_index(index, str(path))
 
 
@@ -231,9 +231,12 @@ def recover(target: Path) -> None:
 
 
 def write_index(
-    target: Path, papers: Sequence[Paper], vectors: "np.ndarray", manifest: Manifest, staging: _Staging | None = None
+    target: Path, papers: Sequence[Paper], vectors, manifest: Manifest, staging: _Staging | None = None
 ) -> None:
-    """Write an index directory atomically (see module doc); FILES is what it writes."""
+    """Write an index directory atomically (see module doc); FILES is what it writes.
+
+    `vectors` is a FAISS index whose ids are the papers' positions.
+    """
     staging = staging or _Staging(Path(target))
     try:
         _write_papers(staging.path / PAPERS, papers)
@@ -254,6 +257,8 @@ def build(
     progress: bool = False,
     dedupe: bool = True,
     cache: Path | None | bool = True,
+    index_type: str = "auto",
+    target_recall: float = TARGET_RECALL,
 ) -> BuildSummary:
     """Ingest `paths`, merge into papers, embed and write the index at `index`.
 
@@ -266,6 +271,9 @@ def build(
         dedupe: merge repeats and versions into one paper (False: one paper per input record,
             as benchmarks with judged document ids need).
         cache: embedding cache file; True = default_cache_path(), False/None = no cache.
+        index_type: "auto" (Flat below ann.FLAT_MAX papers, else tuned), "flat", "ivf-sq8",
+            "ivf-pq" or "hnsw".
+        target_recall: recall@10 an approximate index must reach on a held-out sample.
     Raises:
         CorpusError: a path is missing, empty, binary or holds no abstracts.
         SemsearchError: the index directory cannot be written.
@@ -284,6 +292,8 @@ def build(
         dedupe=dedupe,
         cache=cache,
         files=files,
+        index_type=index_type,
+        target_recall=target_recall,
     )
     summary.skipped = [s for f in results for s in f.skipped]
     summary.seconds = time.perf_counter() - start
@@ -300,6 +310,8 @@ def build_records(
     dedupe: bool = True,
     cache: Path | None | bool = True,
     files: list[dict] | None = None,
+    index_type: str = "auto",
+    target_recall: float = TARGET_RECALL,
 ) -> BuildSummary:
     """`build` from raw records already read (same arguments, same atomic write)."""
     start = time.perf_counter()
@@ -313,6 +325,7 @@ def build_records(
         if cache_path is not None:
             embedder = CachedEmbedder(embedder, cache_path)
         vectors = embedder.encode([paper_text(p) for p in merged.papers], progress=progress)
+        vector_index, choice = build_vector_index(vectors, index_type, target_recall=target_recall)
         manifest = Manifest(
             model=embedder.name,
             model_fingerprint=embedder.fingerprint,
@@ -320,12 +333,19 @@ def build_records(
             count=len(merged.papers),
             corpus_hash=corpus_hash(merged.papers),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            build={"files": files or [], "records": len(raw), "merged_groups": len(merged.groups)},
+            index_type=choice.type,
+            index_params=choice.params,
+            build={
+                "files": files or [],
+                "records": len(raw),
+                "merged_groups": len(merged.groups),
+                "index_choice": choice.as_dict(),
+            },
         )
     except BaseException:
         staging.abort()
         raise
-    write_index(target, merged.papers, vectors, manifest, staging)
+    write_index(target, merged.papers, vector_index, manifest, staging)
     return BuildSummary(
         index=str(target),
         files=files or [],
@@ -334,6 +354,7 @@ def build_records(
         merged_groups=merged.groups,
         skipped=[],
         seconds=time.perf_counter() - start,
+        index_choice=choice.as_dict(),
     )
 
 
@@ -416,6 +437,7 @@ def read_vectors(directory: Path, manifest: Manifest):
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
         raise IndexFormatError(f"{path}: damaged FAISS file ({reason}); rebuild the index") from None
+    set_search_params(index, manifest.index_params)
     if index.d != manifest.dim or index.ntotal != manifest.count:
         raise IndexFormatError(
             f"{path}: holds {index.ntotal} vectors of dim {index.d}, manifest says {manifest.count} of dim "

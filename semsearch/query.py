@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from . import lexical
+from .ann import search_params, supports_selector
 from .embed import Embedder, SentenceTransformerEmbedder
 from .errors import ModelMismatch, QueryError
 from .index import DEFAULT_INDEX, Manifest, PaperStore, disk_usage, read_vectors, recover
@@ -34,6 +35,8 @@ ALPHA = 0.5
 RRF_K = 60
 #: Candidates taken from each channel before fusion or diversity re-ranking.
 CANDIDATES = 100
+#: Filtered queries on an approximate index search up to this many allowed papers exactly.
+EXACT_FILTER_MAX = 50_000
 #: MMR trade-off: 1 = relevance only, 0 = diversity only.
 MMR_LAMBDA = 0.7
 SCORE_KINDS = {"dense": "cosine", "lexical": "bm25", "hybrid": "fused"}
@@ -405,6 +408,12 @@ class Index:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.manifest.dim:
             raise QueryError(f"query vectors must have shape (n, {self.manifest.dim}), got {vectors.shape}")
+        approximate = self.manifest.index_type != "flat"
+        if rows is not None and approximate and (len(rows) <= EXACT_FILTER_MAX or not supports_selector(self._vectors)):
+            return self._exact(vectors, k, rows, exclude)
+        if not supports_selector(self._vectors) and len(exclude):
+            found = self.search_vectors(vectors, k + len(exclude), rows=rows)  # then drop the excluded
+            return _drop(found, set(int(e) for e in exclude), k)
         keep = []  # FAISS selectors hold raw pointers: keep their arrays alive during search
         selector = None
         if rows is not None:
@@ -420,9 +429,27 @@ class Index:
             else:
                 keep.append(selector)
                 selector = faiss.IDSelectorAnd(selector, not_excluded)
-        params = faiss.SearchParameters(sel=selector) if selector is not None else None
-        scores, found = self._vectors.search(vectors, min(k, max(self.manifest.count, 1)), params=params)
+        params = search_params(self._vectors, self.manifest.index_params, selector)
+        kk = min(k, max(self.manifest.count, 1))
+        scores, found = self._vectors.search(vectors, kk, params=params)
+        if rows is not None and (found < 0).any() and len(rows) - len(exclude) > (found >= 0).sum(axis=1).min():
+            return self._exact(vectors, k, rows, exclude)  # an approximate structure lost some: be exact
         return Neighbours(rows=found, scores=scores)
+
+    def _exact(self, vectors: "np.ndarray", k: int, rows: Sequence[int], exclude: Sequence[int]) -> Neighbours:
+        """Brute-force search over the stored vectors of `rows` (filtered queries on approximate indexes)."""
+        import numpy as np
+
+        rows = np.setdiff1d(np.asarray(rows, dtype=np.int64), np.asarray(exclude, dtype=np.int64))
+        kk = min(k, len(rows))
+        out_rows = np.full((len(vectors), k), -1, dtype=np.int64)
+        out_scores = np.full((len(vectors), k), -np.inf, dtype=np.float32)
+        if kk:
+            sims = vectors @ self.vectors(rows).T
+            top = np.argsort(-sims, axis=1, kind="stable")[:, :kk]
+            out_rows[:, :kk] = rows[top]
+            out_scores[:, :kk] = np.take_along_axis(sims, top, axis=1)
+        return Neighbours(rows=out_rows[:, : max(kk, 1)], scores=out_scores[:, : max(kk, 1)])
 
     def _mode(self, mode: str | None) -> str:
         mode = mode or DEFAULT_MODE
@@ -608,6 +635,8 @@ class Index:
             "count": m.count,
             "metric": m.metric,
             "index_type": m.index_type,
+            "index_params": m.index_params,
+            "index_recall_at_10": m.build.get("index_choice", {}).get("recall_at_10"),
             "text": m.text,
             "corpus_hash": m.corpus_hash,
             "created": m.created,
@@ -629,6 +658,18 @@ class Index:
 
     def __repr__(self) -> str:
         return f"Index({str(self.path)!r}, {self.manifest.count} papers, model={self.manifest.model!r})"
+
+
+def _drop(found: Neighbours, excluded: set[int], k: int) -> Neighbours:
+    import numpy as np
+
+    rows = np.full((len(found.rows), k), -1, dtype=np.int64)
+    scores = np.full((len(found.rows), k), -np.inf, dtype=np.float32)
+    for q in range(len(found.rows)):
+        keep = [i for i, r in enumerate(found.rows[q]) if r >= 0 and int(r) not in excluded][:k]
+        rows[q, : len(keep)] = found.rows[q][keep]
+        scores[q, : len(keep)] = found.scores[q][keep]
+    return Neighbours(rows=rows, scores=scores)
 
 
 def _check_k(k: int) -> None:

@@ -1,0 +1,222 @@
+"""Vector index structures: exact Flat below FLAT_MAX papers, else the lightest FAISS structure that
+reaches the target recall@10 on a held-out sample of the corpus, measured at build time.
+
+Array-level only (vectors in, FAISS index out); no model. Every index is an IndexIDMap2 whose
+ids are the rows of papers.sqlite. Scores are inner products of L2-normalised vectors (cosine).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from .errors import SemsearchError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+INDEX_TYPES = ("auto", "flat", "ivf-sq8", "ivf-pq", "hnsw")
+#: Below this many papers `auto` keeps exact search: a Flat query then costs ~5 ms on 2 cores
+#: (docs/benchmarks.md), tuning would cost more than it saves, and recall is 1.
+FLAT_MAX = 50_000
+TARGET_RECALL = 0.95
+#: Queries sampled from the corpus to measure recall@10 at build time.
+TUNE_QUERIES = 300
+_NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+REFINE_K_FACTOR = 4
+_EF_SEARCH = (16, 32, 64, 128, 256, 512)
+
+
+@dataclass
+class IndexChoice:
+    """What was built and why: structure, FAISS factory string, search parameters, measured recall."""
+
+    type: str
+    factory: str
+    params: dict = field(default_factory=dict)
+    recall_at_10: float = 1.0
+    target_recall: float = TARGET_RECALL
+    tuned_on: int = 0
+    reached: bool = True
+    seconds: float = 0.0
+    tried: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def nlist_for(n: int) -> int:
+    """IVF lists: about 4 * sqrt(n), at least 1, at most n / 39 (FAISS wants >= 39 points per list)."""
+    return max(1, min(int(4 * n**0.5), n // 39 or 1))
+
+
+def factory_for(kind: str, n: int, dim: int) -> str:
+    """FAISS index_factory string for an index type and corpus size."""
+    if kind == "flat":
+        return "Flat"
+    if kind == "hnsw":
+        return "HNSW32,Flat"
+    if kind == "ivf-sq8":
+        return f"IVF{nlist_for(n)},SQ8"
+    if kind == "ivf-pq":
+        m = next(m for m in (48, 32, 24, 16, 12, 8, 4, 2, 1) if dim % m == 0)
+        bits = 8 if n >= 256 * 39 else 4  # 8-bit codebooks need ~10k training points
+        # PQ codes alone cap recall@10 well below 0.95; re-ranking REFINE_K_FACTOR * k candidates
+        # with 8-bit scalar-quantised vectors restores it (dim + m bytes per paper in all).
+        return f"IVF{nlist_for(n)},PQ{m}x{bits},Refine(SQ8)"
+    raise SemsearchError(f"unknown index type {kind!r}: use one of {', '.join(INDEX_TYPES)}")
+
+
+def set_search_params(index, params: dict) -> None:
+    """Apply stored search parameters (nprobe, efSearch) to an IDMap-wrapped index."""
+    import faiss
+
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+    if isinstance(inner, faiss.IndexRefine):
+        inner.k_factor = REFINE_K_FACTOR
+    ivf = faiss.try_extract_index_ivf(inner)
+    if "nprobe" in params and ivf is not None:
+        ivf.nprobe = int(params["nprobe"])
+    if "efSearch" in params and hasattr(inner, "hnsw"):
+        inner.hnsw.efSearch = int(params["efSearch"])
+
+
+def supports_selector(index) -> bool:
+    """Whether FAISS can filter inside this index (a refined index ignores selectors)."""
+    import faiss
+
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+    return not isinstance(inner, faiss.IndexRefine)
+
+
+def search_params(index, params: dict, selector=None):
+    """FAISS SearchParameters of the right kind carrying `params` and an optional selector."""
+    import faiss
+
+    if selector is None:
+        return None  # the parameters were set on the index by set_search_params
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+    if "nprobe" in params and faiss.try_extract_index_ivf(inner) is not None:
+        return faiss.SearchParametersIVF(sel=selector, nprobe=int(params["nprobe"]))
+    if "efSearch" in params and hasattr(inner, "hnsw"):
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=int(params["efSearch"]))
+    return faiss.SearchParameters(sel=selector) if selector is not None else None
+
+
+def _train_and_add(factory: str, vectors: "np.ndarray", random_state: int):
+    import faiss
+    import numpy as np
+
+    with omp_threads(1 if len(vectors) < 200_000 else None):
+        return _train_and_add_now(factory, vectors, random_state)
+
+
+class omp_threads:
+    """Run FAISS with this many OpenMP threads (None = all): spinning OpenMP workers stall
+    badly when the cores are busy, and small jobs gain nothing from them."""
+
+    def __init__(self, n: int | None):
+        self.n = n
+
+    def __enter__(self):
+        import faiss
+
+        self.before = faiss.omp_get_max_threads()
+        if self.n is not None:
+            faiss.omp_set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        import faiss
+
+        faiss.omp_set_num_threads(self.before)
+
+
+def _train_and_add_now(factory: str, vectors: "np.ndarray", random_state: int):
+    import faiss
+    import numpy as np
+
+    inner = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    if not inner.is_trained:
+        rng = np.random.default_rng(random_state)
+        sample = vectors if len(vectors) <= 100_000 else vectors[rng.choice(len(vectors), 100_000, replace=False)]
+        if hasattr(inner, "cp"):
+            inner.cp.seed = random_state
+        inner.train(sample)
+    index = faiss.IndexIDMap2(inner)
+    index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
+    ivf = faiss.try_extract_index_ivf(inner)
+    if ivf is not None:
+        ivf.make_direct_map()  # lets reconstruct(row) serve similar/themes
+    return index
+
+
+def _recall(index, params: dict, queries, truth, k: int = 10) -> float:
+    set_search_params(index, params)
+    _, found = index.search(queries, k + 1)
+    hits = 0
+    for q in range(len(queries)):
+        got = [r for r in found[q] if r >= 0 and r != truth[q][0]][:k]
+        hits += len(set(got) & set(truth[q][1:]))
+    return hits / (k * len(queries))
+
+
+def build_vector_index(
+    vectors: "np.ndarray",
+    kind: str = "auto",
+    *,
+    target_recall: float = TARGET_RECALL,
+    random_state: int = 0,
+):
+    """Build the FAISS index for `vectors` ((n, dim) float32, L2-normalised; ids = row numbers).
+
+    `auto`: Flat below FLAT_MAX; otherwise IVF-SQ8, then HNSW, each with the smallest search
+    effort that reaches `target_recall` (recall@10 against exact search for TUNE_QUERIES papers
+    of the corpus, each excluded from its own results). An explicit kind is tuned the same way.
+    When nothing reaches the target, the best measured setting is used and `reached` is False.
+
+    Returns:
+        (faiss index, IndexChoice)
+    """
+    import faiss
+    import numpy as np
+
+    start = time.perf_counter()
+    n, dim = vectors.shape
+    if kind not in INDEX_TYPES:
+        raise SemsearchError(f"unknown index type {kind!r}: use one of {', '.join(INDEX_TYPES)}")
+    if kind == "flat" or (kind == "auto" and n < FLAT_MAX) or n < 39:  # IVF needs >= 39 points per list
+        index = _train_and_add("Flat", vectors, random_state)
+        return index, IndexChoice("flat", "Flat", {}, 1.0, target_recall, 0, True, time.perf_counter() - start)
+    rng = np.random.default_rng(random_state)
+    q_rows = rng.choice(n, min(TUNE_QUERIES, n), replace=False)
+    queries = np.ascontiguousarray(vectors[q_rows])
+    exact = faiss.IndexFlatIP(dim)
+    exact.add(vectors)
+    _, truth = exact.search(queries, 11)
+    truth = [[int(r)] + [int(x) for x in row if x != r][:10] for r, row in zip(q_rows, truth)]
+    del exact
+    tried = []
+    best = None
+    for candidate in ("ivf-sq8", "hnsw") if kind == "auto" else (kind,):
+        factory = factory_for(candidate, n, dim)
+        index = _train_and_add(factory, vectors, random_state)
+        name, values = ("nprobe", _NPROBES) if candidate.startswith("ivf") else ("efSearch", _EF_SEARCH)
+        nlist = faiss.try_extract_index_ivf(faiss.downcast_index(index.index))
+        for v in values:
+            if nlist is not None and v > nlist.nlist:
+                break
+            r = _recall(index, {name: v}, queries, truth)
+            tried.append({"type": candidate, name: v, "recall_at_10": round(r, 4)})
+            if best is None or r > best[2]:
+                best = (candidate, factory, r, {name: v}, index)
+            if r >= target_recall:
+                set_search_params(index, {name: v})
+                choice = IndexChoice(candidate, factory, {name: v}, round(r, 4), target_recall, len(q_rows), True,
+                                     time.perf_counter() - start, tried)
+                return index, choice
+    candidate, factory, r, params, index = best
+    set_search_params(index, params)
+    choice = IndexChoice(candidate, factory, params, round(r, 4), target_recall, len(q_rows), False,
+                         time.perf_counter() - start, tried)
+    return index, choice
