@@ -18,18 +18,20 @@ N_INIT = 3
 SILHOUETTE_SAMPLE = 2000
 #: Terms of `words_` joined into a theme's name.
 NAME_TERMS = 3
-#: A bigram replaces a word already chosen for a label when it holds at least this share of the
-#: cluster's texts containing the word: the word is then mostly used in that phrase.
+#: Longest phrase (in words) that can name a theme ("large language models").
+MAX_PHRASE = 3
+#: A phrase replaces the shorter terms it contains already chosen for a label when it holds at
+#: least this share of the cluster's texts containing each: they are mostly used in that phrase.
 PHRASE_SHARE = 0.5
-#: Words so common in abstracts of every field that they name no theme, on top of scikit-learn's
-#: English stop words. Measured (benchmarks/clustering.py, arXiv subset): without this list they
-#: fill theme names ("using", "paper", "proposed", "results") although c-TF-IDF down-weights them.
+#: Words that say what kind of paper it is, not what it is about, added to scikit-learn's English
+#: stop words. Measured (benchmarks/clustering.py): the words that reached the 4-term labels of
+#: arXiv categories and of k-means clusters with only scikit-learn's list, with their inflections.
 GENERIC_WORDS = frozenset(
     """
-    paper papers propose proposed proposes present presents presented study studies studied
-    result results show shows shown demonstrate demonstrates approach approaches method methods
-    based using use used new novel work works problem problems existing recent recently
-    provide provides achieve achieves performance framework important different various
+    propose proposed proposes method methods study studies framework result results performance
+    present presents problem problems introduce introduces experiments state-of-the-art
+    demonstrate demonstrates existing using use used based approach approaches paper new novel work
+    achieve achieves
     """.split()
 )
 
@@ -44,25 +46,25 @@ def _stop_words() -> frozenset[str]:
 
 
 def terms(text: str, stop_words: frozenset[str] = frozenset()) -> set[str]:
-    """The distinct label terms of a text: words and adjacent-word bigrams, lower-case.
+    """The distinct label terms of a text: words and phrases of up to MAX_PHRASE words, lower-case.
 
-    LaTeX (`$...$`, `\\command`), URLs and anything with a digit are dropped; a bigram joins two
-    words with only white space between them (never across punctuation, math or a number) and
-    neither a stop word.
+    LaTeX (`$...$`, `\\command`), URLs and anything with a digit are dropped; a phrase is a run of
+    words with only white space between them (never across punctuation, math or a number), none
+    of them a stop word.
     """
     text = _MATH.sub(" . ", text)
-    found = list(_WORD.finditer(text))
-    out = set()
-    for i, m in enumerate(found):
+    out: set[str] = set()
+    run: list[str] = []
+    end = 0
+    for m in _WORD.finditer(text):
         w = m.group().lower()
+        if w in stop_words or not text[end : m.start()].isspace():
+            run = []
+        end = m.end()
         if w in stop_words:
             continue
-        out.add(w)
-        if i + 1 < len(found):
-            nxt = found[i + 1]
-            v = nxt.group().lower()
-            if v not in stop_words and text[m.end() : nxt.start()].isspace():
-                out.add(f"{w} {v}")
+        run = (run + [w])[-MAX_PHRASE:]
+        out.update(" ".join(run[i:]) for i in range(len(run)))
     return out
 
 
@@ -74,10 +76,10 @@ def label_clusters(
     A term's weight in cluster c is tf(t, c) * log(1 + A / f(t)): tf(t, c) is the number of the
     cluster's texts containing t (counted once per text, so one paper repeating its acronym does
     not name a theme), f(t) its total over all clusters and A the mean number of terms per
-    cluster. Terms are words and bigrams without stop words. Going down the ranking, a term
-    sharing a word (singular/plural folded) with one already kept is skipped, except that a
-    bigram replaces the kept words it contains when it holds at least PHRASE_SHARE of each
-    word's texts in the cluster ("dark", "matter" -> "dark matter").
+    cluster. Terms are words and phrases without stop words (see `terms`). Going down the
+    ranking, a term sharing a word (singular/plural folded) with one already kept is skipped,
+    except that a phrase replaces the kept terms it contains when it holds at least
+    PHRASE_SHARE of the cluster's texts containing each ("dark", "matter" -> "dark matter").
 
     Args:
         texts: n documents (title + abstract).
@@ -89,6 +91,8 @@ def label_clusters(
     """
     if len(texts) != len(labels):
         raise QueryError(f"label_clusters: {len(texts)} texts but {len(labels)} labels")
+    if any(int(c) < 0 for c in labels):
+        raise QueryError("label_clusters: labels must be cluster numbers 0..k-1 (no -1 for outliers)")
     k = max((int(c) for c in labels), default=-1) + 1
     stop = _stop_words() if stop_words is None else frozenset(stop_words)
     per_cluster: list[Counter[str]] = [Counter() for _ in range(k)]
@@ -111,7 +115,7 @@ def _top_terms(counts: Counter[str], total: Counter[str], mean_terms: float, n_w
             if len(chosen) == n_words:
                 break
             chosen.append(term)
-        elif " " in term and all(" " not in chosen[i] and counts[term] >= PHRASE_SHARE * counts[chosen[i]] for i in clash):
+        elif all(f" {chosen[i]} " in f" {term} " and counts[term] >= PHRASE_SHARE * counts[chosen[i]] for i in clash):
             chosen[clash[0]] = term
             for i in reversed(clash[1:]):
                 del chosen[i]
@@ -132,8 +136,9 @@ class AutoThemes:
 
     Clustering runs on the vectors minus their mean, re-normalised (sentence embeddings share a
     common direction that hides topic structure); with `n_themes=None`, k is the candidate in
-    `min_themes..max_themes` whose k-means solution has the highest mean silhouette (cosine).
-    See benchmarks/clustering.py for the criteria compared.
+    `min_themes..max_themes` whose k-means solution has the highest mean silhouette (cosine, on
+    at most SILHOUETTE_SAMPLE papers; ties go to the smaller k). Fewer than 3 papers are one
+    theme. See benchmarks/clustering.py for the criteria compared.
 
     Args:
         n_themes: number of themes; None chooses it (see above). Clamped to the number of

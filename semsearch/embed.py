@@ -8,6 +8,7 @@ is unknown): the title is the densest statement of the topic and comes first, so
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
@@ -68,16 +69,51 @@ def resolve_model(model: str | None) -> tuple[str, str]:
 
 
 def file_fingerprint(folder: Path) -> str | None:
-    """SHA-256 (first 16 hex) of a model folder's weight file, or None when there is none."""
+    """SHA-256 (first 16 hex) of a model folder's weight file, or None when there is none.
+
+    Hashing ~90 MB costs a few hundred ms, so the result is remembered beside the embedding
+    cache, keyed by the file's path, size and modification time.
+    """
     for name in _WEIGHT_FILES:
-        f = folder / name
+        f = Path(folder) / name
         if f.is_file():
+            st = f.stat()
+            key = f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+            memo = _fingerprint_memo()
+            if memo is not None and key in memo[1]:
+                return memo[1][key]
             h = hashlib.sha256()
             with open(f, "rb") as fh:
                 for block in iter(lambda: fh.read(1 << 22), b""):
                     h.update(block)
-            return h.hexdigest()[:16]
+            fp = h.hexdigest()[:16]
+            if memo is not None:
+                _remember_fingerprint(memo[0], key, fp)
+            return fp
     return None
+
+
+def _fingerprint_memo() -> tuple[Path, dict] | None:
+    cache = default_cache_path()
+    if cache is None:
+        return None
+    path = cache.parent / "fingerprints.json"
+    try:
+        return path, json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return path, {}
+
+
+def _remember_fingerprint(path: Path, key: str, fp: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        memo = _fingerprint_memo()
+        data = {**(memo[1] if memo else {}), key: fp}
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs the hash next time
 
 
 class SentenceTransformerEmbedder:

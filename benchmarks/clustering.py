@@ -1,0 +1,222 @@
+"""Discovered themes against arXiv primary categories: AutoThemes vs k-means baselines, side by side.
+
+Corpus: ../shared/data/arxiv/clustering_subset.jsonl (ground truth = `primary_category`).
+Vectors: all-MiniLM-L6-v2 of `title + ". " + abstract`, read from --cache when present (the
+file may still be being written: it is polled for --wait seconds), else embedded here. One
+run of each method on the same vectors; seconds are wall time of that run.
+
+Part 1 (the choice of k): on subsets of 3-9 categories, the k each criterion picks and the
+V-measure of that solution. Part 2: the whole corpus, every method, ratios vs k-means at the
+true k. Part 3: each discovered theme's size, name and majority category; and the generic
+words GENERIC_WORDS keeps out of the names.
+
+    PYTHONPATH=. python benchmarks/clustering.py [--cache /tmp/emb/clustering.npy] [--limit N]
+        [--bertopic /tmp/bt-venv/bin/python]
+
+BERTopic is not a dependency: --bertopic names an interpreter of a separate venv holding it
+(torch==2.13.0 installed first, then `pip install bertopic`), run as a subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from semsearch.cluster import GENERIC_WORDS, N_INIT, AutoThemes, label_clusters
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "arxiv" / "clustering_subset.jsonl"
+#: Part 1: papers per category in each subset, and the subsets' numbers of categories.
+SUBSET_PAPERS = 300
+SUBSET_SIZES = (3, 3, 5, 5, 7, 7, 9)
+SUBSET_MAX_K = 15
+
+
+def load_vectors(path: Path, n: int, wait: float, texts: list[str]) -> tuple[np.ndarray, str]:
+    """(n, dim) float32 vectors: the first n rows of the cache once it is complete, else embedded."""
+    deadline = time.monotonic() + wait
+    while True:
+        if path.exists():
+            try:
+                vectors = np.load(path, allow_pickle=False)
+                if vectors.ndim == 2 and len(vectors) >= n:
+                    return np.ascontiguousarray(vectors[:n], dtype=np.float32), f"cache {path}"
+            except (ValueError, OSError, EOFError):
+                pass  # still being written
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(10)
+    from semsearch.embed import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    t = time.perf_counter()
+    vectors = embedder.encode(texts, progress=True)
+    return vectors, f"embedded here with {embedder.name} ({time.perf_counter() - t:.0f} s)"
+
+
+def centred(x: np.ndarray) -> np.ndarray:
+    c = x - x.mean(axis=0)
+    return c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=k, n_init=N_INIT, random_state=seed).fit_predict(x)
+
+
+def criteria(vectors: np.ndarray, truth: np.ndarray, seed: int) -> None:
+    """Part 1: the k picked by each criterion on category subsets, and the V-measure there."""
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score, v_measure_score
+
+    cats = sorted(set(truth))
+    rng = np.random.default_rng(seed)
+    names = ("silhouette raw", "silhouette centred", "Davies-Bouldin", "Calinski-Harabasz")
+    print(f"\n1. choosing k: {SUBSET_PAPERS} papers per category, k-means for k = 2..{SUBSET_MAX_K}; "
+          "'centred' = vectors minus their mean, re-normalised (AutoThemes)")
+    print(f"{'categories':>10} {'papers':>6} " + " ".join(f"{n + ' k / V':>24}" for n in names)
+          + f" {'V at true k (centred)':>22}")
+    totals: dict[str, list[float]] = {n: [] for n in names}
+    for m in SUBSET_SIZES:
+        if m > len(cats):
+            continue
+        chosen = rng.choice(cats, m, replace=False)
+        rows = np.concatenate([np.flatnonzero(truth == c)[:SUBSET_PAPERS] for c in chosen])
+        x, y = vectors[rows], truth[rows]
+        xc = centred(x)
+        ks = range(2, min(SUBSET_MAX_K, len(x) - 1) + 1)
+        if len(ks) == 0:
+            continue
+        raw = {k: kmeans(x, k, seed) for k in ks}
+        cen = {k: kmeans(xc, k, seed) for k in ks}
+        score = {
+            "silhouette raw": {k: silhouette_score(x, raw[k], metric="cosine") for k in ks},
+            "silhouette centred": {k: silhouette_score(xc, cen[k], metric="cosine") for k in ks},
+            "Davies-Bouldin": {k: -davies_bouldin_score(xc, cen[k]) for k in ks},
+            "Calinski-Harabasz": {k: calinski_harabasz_score(xc, cen[k]) for k in ks},
+        }
+        cells = []
+        for name in names:
+            k = max(ks, key=lambda k: score[name][k])
+            v = v_measure_score(y, (raw if name == "silhouette raw" else cen)[k])
+            totals[name].append(v)
+            cells.append(f"{k:>17} / {v:.3f}")
+        true_v = v_measure_score(y, cen[m]) if m in cen else float("nan")
+        print(f"{m:>10} {len(x):>6} " + " ".join(cells) + f" {true_v:>22.3f}")
+    if totals[names[0]]:
+        print(f"{'mean V':>17} " + " ".join(f"{np.mean(totals[n]):>24.3f}" for n in names))
+
+
+BERTOPIC = """
+import json, sys, time
+import numpy as np
+from bertopic import BERTopic
+from umap import UMAP
+vectors, texts, seed = np.load(sys.argv[1]), json.load(open(sys.argv[2])), int(sys.argv[3])
+t = time.perf_counter()
+# BERTopic's default UMAP, with a seed so the run can be repeated
+umap = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed)
+topics, _ = BERTopic(umap_model=umap).fit_transform(texts, vectors)
+print(json.dumps({"labels": [int(t) for t in topics], "seconds": time.perf_counter() - t}))
+"""
+
+
+def bertopic(python: str, vectors: np.ndarray, texts: list[str], seed: int) -> tuple[np.ndarray, float]:
+    """BERTopic (defaults: UMAP + HDBSCAN) on the same vectors, run by another interpreter."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "v.npy", vectors)
+        (Path(tmp) / "t.json").write_text(json.dumps(texts), encoding="utf-8")
+        out = subprocess.run([python, "-c", BERTOPIC, f"{tmp}/v.npy", f"{tmp}/t.json", str(seed)],
+                             capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return np.array(result["labels"]), result["seconds"]
+
+
+def compare(vectors: np.ndarray, texts: list[str], true_k: int, seed: int, bertopic_python: str | None):
+    """Part 2: [(name, labels, seconds)] of each method, and the fitted auto AutoThemes."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    runs = []
+
+    def timed(name, fit):
+        t = time.perf_counter()
+        out = fit()
+        runs.append((name, getattr(out, "labels_", out), time.perf_counter() - t))
+        return out
+
+    auto = timed("AutoThemes (auto k)", lambda: AutoThemes(random_state=seed).fit(vectors, texts))
+    timed(f"k-means, true k = {true_k} (baseline)", lambda: kmeans(vectors, true_k, seed))
+    timed(f"k-means, k = {auto.n_themes_} (AutoThemes' k)", lambda: kmeans(vectors, auto.n_themes_, seed))
+    timed(f"AutoThemes, n_themes = {true_k}", lambda: AutoThemes(n_themes=true_k, random_state=seed).fit(vectors, texts))
+    timed(f"agglomerative ward, k = {true_k}",
+          lambda: AgglomerativeClustering(n_clusters=true_k, linkage="ward").fit_predict(vectors))
+    if bertopic_python:
+        labels, seconds = bertopic(bertopic_python, vectors, texts, seed)
+        runs.append((f"BERTopic 0.17 defaults ({np.mean(labels == -1):.0%} outliers = 1 cluster)", labels, seconds))
+    return runs, auto
+
+
+def main() -> None:
+    import sklearn
+    from sklearn.metrics import normalized_mutual_info_score, v_measure_score
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/emb/clustering.npy"), help="precomputed paper vectors (.npy)")
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N papers")
+    ap.add_argument("--wait", type=float, default=600, help="seconds to wait for --cache to appear")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bertopic", metavar="PYTHON", help="an interpreter with bertopic installed (a separate venv)")
+    args = ap.parse_args()
+
+    papers = [json.loads(line) for line in DATA.open(encoding="utf-8")][: args.limit]
+    texts = [f"{p['title']}. {p['abstract']}" for p in papers]
+    truth = np.array([p["primary_category"] for p in papers])
+    true_k = len(set(truth))
+    vectors, origin = load_vectors(args.cache, len(papers), args.wait, texts)
+    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs; python "
+          f"{platform.python_version()}, numpy {np.__version__}, scikit-learn {sklearn.__version__}")
+    print(f"corpus: {len(papers)} papers, {true_k} primary categories; vectors {vectors.shape} from {origin}")
+    print(f"runs: 1 per method, same vectors; k-means n_init={N_INIT}, random_state={args.seed}")
+
+    criteria(vectors, truth, args.seed)
+
+    print(f"\n2. whole corpus ({len(papers)} papers, true k = {true_k})")
+    print(f"{'method':48} {'V-measure':>9} {'NMI':>6} {'k':>4} {'seconds':>8} {'V / base':>9} {'NMI / base':>10} "
+          f"{'time / base':>11}")
+    runs, auto = compare(vectors, texts, true_k, args.seed, args.bertopic)
+    results = [(name, v_measure_score(truth, labels), normalized_mutual_info_score(truth, labels),
+                len(set(labels.tolist())), seconds) for name, labels, seconds in runs]
+    base = results[1]
+    for name, v, nmi, k, seconds in results:
+        print(f"{name:48} {v:9.3f} {nmi:6.3f} {k:4d} {seconds:8.2f} {v / base[1]:9.2f} {nmi / base[2]:10.2f} "
+              f"{seconds / max(base[4], 1e-9):11.2f}")
+
+    print("\n   AutoThemes' silhouette (cosine, centred) per candidate k: "
+          + (", ".join(f"{k}: {s:.3f}" for k, s in auto.selection_.items()) or "none (fewer than 3 papers)"))
+    print(f"\n3. AutoThemes' {auto.n_themes_} themes (score = mean cosine of a paper to its theme's center)")
+    print(f"{'#':>3} {'size':>5} {'score':>6} {'majority category':>22}  name / words")
+    for c in range(auto.n_themes_):
+        rows = auto.labels_ == c
+        cat, count = Counter(truth[rows].tolist()).most_common(1)[0]
+        print(f"{c:>3} {rows.sum():>5} {auto.scores_[rows].mean():6.3f} {cat:>12} ({count / rows.sum():4.0%})  "
+              f"{auto.names_[c]}   [{', '.join(auto.words_[c])}]")
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    plain = label_clusters(texts, auto.labels_.tolist(), auto.n_words, stop_words=ENGLISH_STOP_WORDS)
+    generic = Counter(t for words in plain for t in words if set(t.split()) & GENERIC_WORDS)
+    print(f"\n   with scikit-learn's stop words only, GENERIC_WORDS would appear in these theme labels: "
+          + (", ".join(f"{t} ({n})" for t, n in generic.most_common()) or "none"))
+
+
+if __name__ == "__main__":
+    main()
