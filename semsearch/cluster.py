@@ -136,8 +136,8 @@ class AutoThemes:
 
     Clustering runs on the vectors minus their mean, re-normalised (sentence embeddings share a
     common direction that hides topic structure); with `n_themes=None`, k is the candidate in
-    `min_themes..max_themes` whose k-means solution has the highest mean silhouette (cosine, on
-    at most SILHOUETTE_SAMPLE papers; ties go to the smaller k). Fewer than 3 papers are one
+    `min_themes..min(max_themes, sqrt(n))` whose k-means solution has the highest mean silhouette
+    (cosine, on at most SILHOUETTE_SAMPLE papers; ties go to the smaller k). Fewer than 3 papers are one
     theme. See benchmarks/clustering.py for the criteria compared.
 
     Args:
@@ -235,7 +235,8 @@ class AutoThemes:
         rng = np.random.default_rng(self.random_state)
         sample = np.sort(rng.choice(n, SILHOUETTE_SAMPLE, replace=False)) if n > SILHOUETTE_SAMPLE else np.arange(n)
         # the silhouette needs 2 <= k <= samples - 1
-        high = min(self.max_themes, distinct, len(sample) - 1)
+        # at most sqrt(n) themes: on small corpora the silhouette otherwise prefers many pairs
+        high = min(self.max_themes, distinct, len(sample) - 1, max(self.min_themes, int(n**0.5)))
         low = min(self.min_themes, high)
         best, best_labels = -2.0, None
         for k in range(low, high + 1):
