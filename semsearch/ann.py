@@ -104,12 +104,10 @@ def search_params(index, params: dict, selector=None):
     return faiss.SearchParameters(sel=selector) if selector is not None else None
 
 
-def _train_and_add(factory: str, vectors: "np.ndarray", random_state: int):
-    import faiss
-    import numpy as np
-
+def _train_and_add(factory: str, vectors: "np.ndarray", random_state: int, rows=None):
+    """A trained IDMap2 index holding `rows` of `vectors` (all when None), ids = row numbers."""
     with omp_threads(1 if len(vectors) < 200_000 else None):
-        return _train_and_add_now(factory, vectors, random_state)
+        return _train_and_add_now(factory, vectors, random_state, rows)
 
 
 class omp_threads:
@@ -132,7 +130,7 @@ class omp_threads:
         faiss.omp_set_num_threads(self.before)
 
 
-def _train_and_add_now(factory: str, vectors: "np.ndarray", random_state: int):
+def _train_and_add_now(factory: str, vectors: "np.ndarray", random_state: int, rows):
     import faiss
     import numpy as np
 
@@ -144,21 +142,28 @@ def _train_and_add_now(factory: str, vectors: "np.ndarray", random_state: int):
             inner.cp.seed = random_state
         inner.train(sample)
     index = faiss.IndexIDMap2(inner)
-    index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
-    ivf = faiss.try_extract_index_ivf(inner)
-    if ivf is not None:
-        ivf.make_direct_map()  # lets reconstruct(row) serve similar/themes
+    rows = np.arange(len(vectors), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    index.add_with_ids(np.ascontiguousarray(vectors[rows]), rows)
     return index
+
+
+def _add_rest(index, vectors: "np.ndarray", rows) -> None:
+    """Add the held-out rows, then index rows for reconstruct(row) (similar, themes)."""
+    import faiss
+    import numpy as np
+
+    rows = np.asarray(rows, dtype=np.int64)
+    with omp_threads(1 if len(vectors) < 200_000 else None):
+        index.add_with_ids(np.ascontiguousarray(vectors[rows]), rows)
+    ivf = faiss.try_extract_index_ivf(faiss.downcast_index(index.index))
+    if ivf is not None:
+        ivf.make_direct_map()
 
 
 def _recall(index, params: dict, queries, truth, k: int = 10) -> float:
     set_search_params(index, params)
-    _, found = index.search(queries, k + 1)
-    hits = 0
-    for q in range(len(queries)):
-        got = [r for r in found[q] if r >= 0 and r != truth[q][0]][:k]
-        hits += len(set(got) & set(truth[q][1:]))
-    return hits / (k * len(queries))
+    _, found = index.search(queries, k)
+    return sum(len(set(found[q]) & set(truth[q])) for q in range(len(queries))) / (k * len(queries))
 
 
 def build_vector_index(
@@ -171,8 +176,9 @@ def build_vector_index(
     """Build the FAISS index for `vectors` ((n, dim) float32, L2-normalised; ids = row numbers).
 
     `auto`: Flat below FLAT_MAX; otherwise IVF-SQ8, then HNSW, each with the smallest search
-    effort that reaches `target_recall` (recall@10 against exact search for TUNE_QUERIES papers
-    of the corpus, each excluded from its own results). An explicit kind is tuned the same way.
+    effort that reaches `target_recall`: recall@10 against exact search for TUNE_QUERIES papers
+    held out of the index while it is tuned (added afterwards). An explicit kind is tuned the
+    same way.
     When nothing reaches the target, the best measured setting is used and `reached` is False.
 
     Returns:
@@ -189,34 +195,35 @@ def build_vector_index(
         index = _train_and_add("Flat", vectors, random_state)
         return index, IndexChoice("flat", "Flat", {}, 1.0, target_recall, 0, True, time.perf_counter() - start)
     rng = np.random.default_rng(random_state)
-    q_rows = rng.choice(n, min(TUNE_QUERIES, n), replace=False)
-    queries = np.ascontiguousarray(vectors[q_rows])
+    held = np.sort(rng.choice(n, min(TUNE_QUERIES, n // 10), replace=False))
+    rest = np.setdiff1d(np.arange(n), held)
+    queries = np.ascontiguousarray(vectors[held])
     exact = faiss.IndexFlatIP(dim)
-    exact.add(vectors)
-    _, truth = exact.search(queries, 11)
-    truth = [[int(r)] + [int(x) for x in row if x != r][:10] for r, row in zip(q_rows, truth)]
+    exact.add(np.ascontiguousarray(vectors[rest]))
+    _, found = exact.search(queries, 10)
+    truth = rest[found]  # exact top-10 among the papers the queries were held out from
     del exact
     tried = []
     best = None
     for candidate in ("ivf-sq8", "hnsw") if kind == "auto" else (kind,):
         factory = factory_for(candidate, n, dim)
-        index = _train_and_add(factory, vectors, random_state)
+        index = _train_and_add(factory, vectors, random_state, rest)
         name, values = ("nprobe", _NPROBES) if candidate.startswith("ivf") else ("efSearch", _EF_SEARCH)
-        nlist = faiss.try_extract_index_ivf(faiss.downcast_index(index.index))
+        ivf = faiss.try_extract_index_ivf(faiss.downcast_index(index.index))
         for v in values:
-            if nlist is not None and v > nlist.nlist:
+            if ivf is not None and v > ivf.nlist:
                 break
             r = _recall(index, {name: v}, queries, truth)
             tried.append({"type": candidate, name: v, "recall_at_10": round(r, 4)})
             if best is None or r > best[2]:
                 best = (candidate, factory, r, {name: v}, index)
             if r >= target_recall:
-                set_search_params(index, {name: v})
-                choice = IndexChoice(candidate, factory, {name: v}, round(r, 4), target_recall, len(q_rows), True,
-                                     time.perf_counter() - start, tried)
-                return index, choice
+                break
+        if best[4] is index and best[2] >= target_recall:
+            break
     candidate, factory, r, params, index = best
+    _add_rest(index, vectors, held)
     set_search_params(index, params)
-    choice = IndexChoice(candidate, factory, params, round(r, 4), target_recall, len(q_rows), False,
+    choice = IndexChoice(candidate, factory, params, round(r, 4), target_recall, len(held), r >= target_recall,
                          time.perf_counter() - start, tried)
     return index, choice
