@@ -102,17 +102,21 @@ def build(
     target_recall: Annotated[
         float, typer.Option("--target-recall", help="Recall@10 an approximate index must reach (held-out sample).")
     ] = 0.95,
+    columns: Annotated[
+        Optional[str], typer.Option("--columns", help="CSV/TSV columns for our fields: title=Title,abstract=Summary.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build (or replace) an index from files of abstracts: pages, JSONL or CSV.
+    """Build (or replace) an index from files of abstracts: pages, JSONL (arXiv metadata too), CSV/TSV, BibTeX.
 
     Example: semsearch build corpus/ --index indexes/default
     """
     from .index import build as build_index
+    from .ingest import parse_columns
 
     s = build_index(
         paths or [Path("corpus")], index, model=model, progress=not as_json, index_type=index_type,
-        target_recall=target_recall,
+        target_recall=target_recall, columns=parse_columns(columns),
     )
     d = s.as_dict()
     choice = s.index_choice

@@ -259,6 +259,7 @@ def build(
     cache: Path | None | bool = True,
     index_type: str = "auto",
     target_recall: float = TARGET_RECALL,
+    columns: dict[str, str] | None = None,
 ) -> BuildSummary:
     """Ingest `paths`, merge into papers, embed and write the index at `index`.
 
@@ -274,12 +275,13 @@ def build(
         index_type: "auto" (Flat below ann.FLAT_MAX papers, else tuned), "flat", "ivf-sq8",
             "ivf-pq" or "hnsw".
         target_recall: recall@10 an approximate index must reach on a held-out sample.
+        columns: CSV/TSV column names for our fields, e.g. {"abstract": "Summary"}.
     Raises:
         CorpusError: a path is missing, empty, binary or holds no abstracts.
         SemsearchError: the index directory cannot be written.
     """
     start = time.perf_counter()
-    results: list[FileResult] = read_paths(paths)
+    results: list[FileResult] = read_paths(paths, columns)
     files = [
         {"path": f.path, "format": f.format, "records": len(f.records), "skipped": len(f.skipped)} for f in results
     ]

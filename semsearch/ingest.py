@@ -299,24 +299,54 @@ def _record_from_fields(path: str, line: int, row: dict) -> RawRecord:
     abstract = text_field("abstract")
     if not abstract:
         raise CorpusError(path, "field 'abstract' is missing or empty", line)
-    arxiv_id = text_field("arxiv_id")
+    arxiv_id, user_id = text_field("arxiv_id"), text_field("id")
     if arxiv_id:
         try:
             arxiv_id = normalize_arxiv_id(arxiv_id)
         except ValueError as exc:
             raise CorpusError(path, f"field 'arxiv_id': {exc}", line) from None
-    date = text_field("date")
+    elif user_id and _maybe_arxiv(user_id):
+        arxiv_id, user_id = _maybe_arxiv(user_id), None  # arXiv metadata: `id` is the arXiv id
+    date = text_field("date") or text_field("update_date") or _first_version_date(row.get("versions"))
+    authors = row.get("authors")
+    if isinstance(authors, str) and ";" not in authors:
+        authors = re.split(r",\s*|\s+and\s+", authors)  # arXiv metadata: "A, B and C"
     return RawRecord(
         abstract,
         path,
         line,
         title=text_field("title"),
         arxiv_id=arxiv_id,
-        id=text_field("id"),
-        authors=list_field("authors", ";" if isinstance(row.get("authors"), str) and ";" in row["authors"] else ","),
+        id=user_id,
+        authors=list_field("authors", ";") if not isinstance(authors, list) else _names(authors, path, line),
         date=(_iso_date(date) or date) if date else None,
         categories=list_field("categories", " "),
     )
+
+
+def _names(values: list, path: str, line: int) -> tuple[str, ...]:
+    if not all(isinstance(v, str) for v in values):
+        raise CorpusError(path, "field 'authors' must be a string or a list of strings", line)
+    return tuple(clean_text(v) for v in values if clean_text(v))
+
+
+def _maybe_arxiv(value: str) -> str | None:
+    try:
+        return normalize_arxiv_id(value)
+    except ValueError:
+        return None
+
+
+def _first_version_date(versions) -> str | None:
+    """arXiv metadata `versions`: [{"version": "v1", "created": "Mon, 2 Apr 2007 19:18:42 GMT"}, ...]."""
+    if not isinstance(versions, list) or not versions or not isinstance(versions[0], dict):
+        return None
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return parsedate_to_datetime(str(versions[0].get("created"))).date().isoformat()
+    except (TypeError, ValueError):
+        return None
 
 
 def parse_jsonl(path: str, text: str) -> Parsed:
@@ -340,12 +370,16 @@ def parse_jsonl(path: str, text: str) -> Parsed:
     return records, skipped
 
 
-def parse_csv(path: str, text: str) -> Parsed:
-    """CSV or TSV with a header row naming at least `abstract`."""
+def parse_csv(path: str, text: str, columns: dict[str, str] | None = None) -> Parsed:
+    """CSV or TSV with a header row naming at least `abstract`.
+
+    `columns` maps our field names to the file's column names (`{"abstract": "Summary"}`).
+    """
     first = text.split("\n", 1)[0]
     delimiter = "\t" if first.count("\t") > first.count(",") else ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    header = [h.strip().lower() for h in reader.fieldnames or []]
+    rename = {v.strip().lower(): k for k, v in (columns or {}).items()}
+    header = [rename.get(h.strip().lower(), h.strip().lower()) for h in reader.fieldnames or []]
     reader.fieldnames = header
     records, skipped = [], []
     start = 2
@@ -370,10 +404,99 @@ def _looks_like_jsonl(text: str) -> bool:
     return text.lstrip().startswith("{")
 
 
-def _looks_like_csv(text: str) -> bool:
+def _looks_like_csv(text: str, columns: dict[str, str] | None = None) -> bool:
     first = text.split("\n", 1)[0].lower()
     cells = re.split(r"[,\t]", first)
-    return len(cells) > 1 and "abstract" in (c.strip().strip('"') for c in cells)
+    wanted = (columns or {}).get("abstract", "abstract").lower()
+    return len(cells) > 1 and wanted in (c.strip().strip('"') for c in cells)
+
+
+_BIB_ENTRY = re.compile(r"^[ \t]*@[ \t]*(\w+)\s*[{(]", re.MULTILINE)
+
+
+def _looks_like_bibtex(text: str) -> bool:
+    return bool(_BIB_ENTRY.search(text[:65536])) and text.lstrip().startswith(("@", "%"))
+
+
+def _bib_value(text: str, i: int) -> tuple[str, int]:
+    """Read a BibTeX value at text[i] ({...} nested, "...", or a bare word); returns (value, next i)."""
+    if text[i] == "{":
+        depth, j = 0, i
+        while j < len(text):
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            if depth == 0:
+                return text[i + 1 : j], j + 1
+            j += 1
+        raise ValueError("unbalanced braces")
+    if text[i] == '"':
+        j, depth = i + 1, 0
+        while j < len(text) and not (text[j] == '"' and depth == 0):
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        if j >= len(text):
+            raise ValueError("unterminated quote")
+        return text[i + 1 : j], j + 1
+    m = re.compile(r"[\w.:/-]+").match(text, i)
+    if not m:
+        raise ValueError(f"unexpected {text[i]!r}")
+    return m.group(), m.end()
+
+
+def _bib_clean(value: str) -> str:
+    value = re.sub(r"\\[a-zA-Z]+\s*(?=\{)", "", value)  # \emph{x} -> {x}
+    value = re.sub(r"\\[\"'`^~=.]\s*\{?([a-zA-Z])\}?", r"\1", value)  # accents: {\"o} -> o
+    value = value.replace("\\&", "&").replace("~", " ").replace("{", "").replace("}", "")
+    return clean_text(value)
+
+
+def parse_bibtex(path: str, text: str) -> Parsed:
+    """BibTeX entries with an `abstract`; title, author, year, doi and eprint (arXiv) are kept."""
+    records, skipped = [], []
+    for m in _BIB_ENTRY.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        kind = m.group(1).lower()
+        if kind in ("comment", "string", "preamble"):
+            continue
+        fields: dict[str, str] = {}
+        i = m.end()
+        try:
+            key = re.compile(r"\s*([^,\s]*)\s*,").match(text, i)
+            if not key:
+                raise ValueError("no citation key")
+            i = key.end()
+            while True:
+                f = re.compile(r"\s*(\w[\w-]*)\s*=\s*").match(text, i)
+                if not f:
+                    break
+                value, i = _bib_value(text, f.end())
+                fields[f.group(1).lower()] = _bib_clean(value)
+                sep = re.compile(r"\s*(,|[})])").match(text, i)
+                if not sep or sep.group(1) != ",":
+                    break
+                i = sep.end()
+        except ValueError as exc:
+            skipped.append(Skipped(path, line, f"malformed BibTeX entry ({exc})"))
+            continue
+        if not fields.get("abstract") or not _is_prose(fields["abstract"]):
+            skipped.append(Skipped(path, line, "BibTeX entry without an abstract", _short(key.group(1))))
+            continue
+        eprint = fields.get("eprint")
+        arxiv_id = _maybe_arxiv(eprint) if eprint else None
+        doi = fields.get("doi")
+        year = fields.get("year", "")
+        records.append(
+            RawRecord(
+                fields["abstract"],
+                path,
+                line,
+                title=fields.get("title") or None,
+                arxiv_id=arxiv_id,
+                id=f"doi:{doi.lower()}" if doi else None,
+                authors=tuple(a.strip() for a in fields.get("author", "").split(" and ") if a.strip()),
+                date=year[:4] if re.fullmatch(r"\d{4}.*", year) else None,
+            )
+        )
+    return records, skipped
 
 
 # --- files -------------------------------------------------------------------------------
@@ -393,12 +516,14 @@ def decode(path: str, data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def parse_text(path: str, text: str) -> FileResult:
+def parse_text(path: str, text: str, columns: dict[str, str] | None = None) -> FileResult:
     """Detect the format of `text` and parse it; raises CorpusError if no abstract is found."""
     if _looks_like_jsonl(text):
         fmt, (records, skipped) = "jsonl", parse_jsonl(path, text)
-    elif _looks_like_csv(text):
-        fmt, (records, skipped) = "csv", parse_csv(path, text)
+    elif _looks_like_bibtex(text):
+        fmt, (records, skipped) = "bibtex", parse_bibtex(path, text)
+    elif _looks_like_csv(text, columns):
+        fmt, (records, skipped) = "csv", parse_csv(path, text, columns)
     else:
         fmt, (records, skipped) = parse_page(path, text)
     if not records:
@@ -407,16 +532,21 @@ def parse_text(path: str, text: str) -> FileResult:
     return FileResult(path, fmt, records, skipped)
 
 
-def read_file(path: str | Path) -> FileResult:
-    """Read and parse one file; raises CorpusError naming the file (and line) on bad input."""
+def read_file(path: str | Path, columns: dict[str, str] | None = None) -> FileResult:
+    """Read and parse one file (gzip-compressed files are read directly); raises CorpusError
+    naming the file (and line) on bad input."""
     p = Path(path)
     try:
         if p.stat().st_size > MAX_PAGE_BYTES:
             raise CorpusError(str(p), f"file is larger than {MAX_PAGE_BYTES // 2**20} MiB")
         data = p.read_bytes()
-    except OSError as exc:
-        raise CorpusError(str(p), f"cannot read: {exc.strerror or exc}") from None
-    return parse_text(str(p), decode(str(p), data))
+        if data[:2] == b"\x1f\x8b":
+            import gzip
+
+            data = gzip.decompress(data)
+    except (OSError, EOFError) as exc:
+        raise CorpusError(str(p), f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    return parse_text(str(p), decode(str(p), data), columns)
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -439,6 +569,20 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def read_paths(paths: Iterable[str | Path]) -> list[FileResult]:
+def read_paths(paths: Iterable[str | Path], columns: dict[str, str] | None = None) -> list[FileResult]:
     """Read every file under `paths`; the first bad file raises CorpusError."""
-    return [read_file(f) for f in expand_paths(paths)]
+    return [read_file(f, columns) for f in expand_paths(paths)]
+
+
+def parse_columns(spec: str | None) -> dict[str, str] | None:
+    """`"title=Title,abstract=Summary"` -> {"title": "Title", "abstract": "Summary"}; raises CorpusError."""
+    if not spec:
+        return None
+    mapping = {}
+    for part in spec.split(","):
+        field, sep, column = part.partition("=")
+        field, column = field.strip().lower(), column.strip()
+        if not sep or not column or field not in _FIELDS:
+            raise CorpusError("--columns", f"{part!r}: write FIELD=COLUMN with FIELD one of {', '.join(_FIELDS)}")
+        mapping[field] = column
+    return mapping

@@ -182,3 +182,67 @@ def test_decode_accepts_or_rejects_any_bytes_cleanly(data):
     except CorpusError:
         return
     assert isinstance(text, str)
+
+
+def test_arxiv_metadata_snapshot_lines_gzip(tmp_path):
+    import gzip
+
+    line = {
+        "id": "2104.05158", "title": "Software-Hardware Co-design", "abstract": ABSTRACT,
+        "authors": "Dheevatsa Mudigere, Yuchen Hao and Jianyu Huang", "categories": "cs.DC cs.AI cs.LG",
+        "update_date": "2022-02-28", "versions": [{"version": "v1", "created": "Sun, 11 Apr 2021 20:14:51 GMT"}],
+    }
+    f = tmp_path / "snapshot.jsonl.gz"
+    f.write_bytes(gzip.compress((json.dumps(line) + "\n").encode()))
+    [rec] = read_file(f).records
+    assert rec.arxiv_id == "2104.05158" and rec.id is None
+    assert rec.authors == ("Dheevatsa Mudigere", "Yuchen Hao", "Jianyu Huang")
+    assert rec.categories == ("cs.DC", "cs.AI", "cs.LG") and rec.date == "2022-02-28"
+
+
+def test_bibtex_entries_with_abstracts(tmp_path):
+    f = tmp_path / "zotero.bib"
+    f.write_text(
+        "% exported\n"
+        "@article{zha2022autoshard,\n"
+        "  title = {{AutoShard}: Automated Embedding Table Sharding},\n"
+        '  author = "Zha, Daochen and Feng, Louis",\n'
+        "  year = 2022,\n"
+        "  eprint = {2208.06399}, archivePrefix = {arXiv},\n"
+        f"  abstract = {{{ABSTRACT} With {{nested}} braces and G{{\\\"o}}del.}}\n"
+        "}\n\n"
+        "@inproceedings{noabs, title={No abstract here}, year={2020}}\n"
+        "@misc{broken, title = {unterminated\n"
+    )
+    r = read_file(f)
+    assert r.format == "bibtex"
+    [rec] = r.records
+    assert rec.title == "AutoShard: Automated Embedding Table Sharding" and rec.arxiv_id == "2208.06399"
+    assert rec.authors == ("Zha, Daochen", "Feng, Louis") and rec.date == "2022" and rec.line == 2
+    assert rec.abstract.endswith("With nested braces and Godel.")
+    assert [(s.line, s.reason.split(" (")[0]) for s in r.skipped] == [
+        (10, "BibTeX entry without an abstract"),
+        (11, "malformed BibTeX entry"),
+    ]
+
+
+def test_csv_column_mapping(tmp_path):
+    from semsearch.ingest import parse_columns
+
+    f = tmp_path / "export.tsv"
+    f.write_text(f"Paper Title\tSummary\nSharding\t{ABSTRACT}\n")
+    columns = parse_columns("title=Paper Title,abstract=Summary")
+    [rec] = read_file(f, columns).records
+    assert rec.title == "Sharding" and rec.abstract == ABSTRACT
+    with pytest.raises(CorpusError, match="--columns: 'summary': write FIELD=COLUMN"):
+        parse_columns("summary")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["@article{k,", "title = {x},", "abstract = {" + ABSTRACT, "}", "\"", "{", "@misc(", "="]),
+                max_size=20))
+def test_bibtex_parser_never_crashes(parts):
+    from semsearch.ingest import parse_bibtex
+
+    records, skipped = parse_bibtex("fuzz.bib", "\n".join(parts))
+    assert all(r.abstract for r in records)

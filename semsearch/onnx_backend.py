@@ -1,0 +1,488 @@
+"""ONNX backend: a model's transformer exported once to ONNX, then run with onnxruntime + tokenizers, no torch.
+
+Query time needs only `tokenizers`, `onnxruntime` and numpy (imported in a fraction of a second,
+where `import sentence_transformers` takes seconds). Export happens once per weights
+fingerprint and needs torch + transformers (+ `onnx` for the int8 file); the files are cached in
+`$SEMSEARCH_CACHE_DIR/onnx/<weights fingerprint>/` (default `~/.cache/semsearch/onnx/...`):
+
+| file | content |
+|---|---|
+| `model.onnx` | the transformer, fp32: input_ids, attention_mask (, token_type_ids) -> last_hidden_state |
+| `model_int8.onnx` | the same with int8 weights (onnxruntime dynamic quantization) |
+| `tokenizer.json` | the model's tokenizer |
+| `onnx_config.json` | what encoding needs besides: max_seq_length, pooling, dim, inputs; export facts |
+
+Every file is written to a temporary name and renamed into place, so a crash never leaves a
+half file. fp32 vectors match sentence-transformers (cosine >= 0.999) and share its fingerprint;
+int8 vectors differ slightly, so their fingerprint is `<weights fingerprint>-onnx-int8`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from .embed import PROGRESS_MIN_TEXTS, file_fingerprint, resolve_model
+from .errors import SemsearchError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: ONNX opset of the export (LayerNormalization is a single op from 17 on).
+OPSET = 17
+#: Suffix of the fingerprint of int8 vectors: an index built with them must be queried with them.
+INT8_SUFFIX = "-onnx-int8"
+FP32_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
+TOKENIZER_FILE, CONFIG_FILE = "tokenizer.json", "onnx_config.json"
+#: Weights as signed int8, per tensor (measured against QUInt8 and per-channel: benchmarks/encode_speed.py).
+INT8_WEIGHT_TYPE = "QInt8"
+INT8_PER_CHANNEL = False
+#: onnxruntime threads: one for a few texts (a query), BATCH_THREADS for more (a build).
+FEW_TEXTS, BATCH_THREADS = 8, 2
+_POOLING = ("mean", "cls", "max")
+
+
+def onnx_cache_root() -> Path:
+    """`$SEMSEARCH_CACHE_DIR/onnx`, else `$XDG_CACHE_HOME/semsearch/onnx`, else `~/.cache/semsearch/onnx`."""
+    env = os.environ.get("SEMSEARCH_CACHE_DIR")
+    if env:
+        return Path(env).expanduser() / "onnx"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "semsearch" / "onnx"
+
+
+def model_folder(model: str | None) -> tuple[str, Path]:
+    """(name recorded in an index, local model directory); the ONNX backend needs a local directory.
+
+    Raises:
+        SemsearchError: the model is a hub name with no local directory.
+    """
+    name, target = resolve_model(model)
+    if not Path(target).is_dir():
+        raise SemsearchError(
+            f"the ONNX backend needs a local model directory, not {name!r}: give --model DIR "
+            f"(a sentence-transformers folder) or use --backend torch"
+        )
+    return name, Path(target)
+
+
+_FP_MEMO: dict[tuple[str, int, int], str | None] = {}
+
+
+def weights_fingerprint(folder: Path) -> str:
+    """`file_fingerprint` of a model folder, memoised per (path, size, mtime) within the process."""
+    folder = Path(folder)
+    weights = next((folder / f for f in ("model.safetensors", "pytorch_model.bin") if (folder / f).is_file()), None)
+    if weights is None:
+        raise SemsearchError(f"{folder}: no model.safetensors or pytorch_model.bin to fingerprint and export")
+    st = weights.stat()
+    key = (str(weights.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _FP_MEMO:
+        _FP_MEMO[key] = file_fingerprint(folder)
+    return _FP_MEMO[key]  # type: ignore[return-value]
+
+
+def read_model_config(folder: Path) -> dict:
+    """What encoding needs from a sentence-transformers folder: transformer dir, max_seq_length, pooling.
+
+    Raises:
+        SemsearchError: modules the backend cannot run (Dense layers, other pooling modes).
+    """
+    folder = Path(folder)
+
+    def load(path: Path) -> dict:
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except (OSError, ValueError) as exc:
+            raise SemsearchError(f"{path}: unreadable ({exc})") from None
+
+    modules = load(folder / "modules.json") or []
+    kinds = {m.get("type", "").rsplit(".", 1)[-1]: m for m in modules if isinstance(m, dict)}
+    unsupported = [k for k in kinds if k not in ("Transformer", "Pooling", "Normalize")]
+    if unsupported:
+        raise SemsearchError(
+            f"{folder}: the ONNX backend runs Transformer + Pooling + Normalize models; this one also has "
+            f"{', '.join(unsupported)}: use --backend torch"
+        )
+    transformer = folder / kinds.get("Transformer", {}).get("path", "")
+    st_config = load(transformer / "sentence_bert_config.json") or load(folder / "sentence_bert_config.json")
+    hf_config = load(transformer / "config.json")
+    pooling_cfg = load(folder / kinds["Pooling"]["path"] / "config.json") if "Pooling" in kinds else {}
+    modes = [m for m in _POOLING if pooling_cfg.get(f"pooling_mode_{m}_token" if m == "cls" else f"pooling_mode_{m}_tokens")]
+    others = [k for k, v in pooling_cfg.items() if k.startswith("pooling_mode_") and v and not any(m in k for m in _POOLING)]
+    if len(modes) > 1 or others:
+        raise SemsearchError(f"{folder}: pooling {pooling_cfg} is not supported by the ONNX backend: use --backend torch")
+    if not (transformer / TOKENIZER_FILE).is_file():
+        raise SemsearchError(f"{transformer}: no {TOKENIZER_FILE} (a fast tokenizer) for the ONNX backend: use --backend torch")
+    max_len = st_config.get("max_seq_length") or min(hf_config.get("max_position_embeddings", 512), 512)
+    return {
+        "transformer_dir": str(transformer),
+        "max_seq_length": int(max_len),
+        "do_lower_case": bool(st_config.get("do_lower_case", False)),
+        "pooling": modes[0] if modes else "mean",
+        "normalize": True,  # the Embedder contract: rows of L2 norm 1
+    }
+
+
+def _atomic_write(target: Path, write) -> None:
+    """Call `write(temp_path)`, then rename the temporary file onto `target` (never a half file)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_json(target: Path, obj: dict) -> None:
+    _atomic_write(target, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8"))
+
+
+def _pool(hidden: "np.ndarray", mask: "np.ndarray", pooling: str) -> "np.ndarray":
+    """(batch, seq, dim) hidden states + (batch, seq) mask -> (batch, dim) L2-normalised float32."""
+    import numpy as np
+
+    hidden = hidden.astype(np.float32, copy=False)
+    m = mask[:, :, None].astype(np.float32)
+    if pooling == "cls":
+        pooled = hidden[:, 0]
+    elif pooling == "max":
+        pooled = np.where(m > 0, hidden, -1e9).max(axis=1)
+    else:  # mean over real tokens, as sentence-transformers (count clamped at 1e-9)
+        pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+    norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return (pooled / norms).astype(np.float32)
+
+
+def _load_tokenizer(path: Path, max_len: int):
+    from tokenizers import Tokenizer
+
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception on a damaged file
+        raise SemsearchError(f"cannot read tokenizer {path}: {exc}. Delete {path.parent} to re-export it") from None
+    # tokenizer.json may carry its own (different) truncation and fixed padding: the model's rule wins.
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_len)
+    return tok
+
+
+def _export_fp32(folder: Path, out_dir: Path, config: dict) -> dict:
+    """Trace the transformer to out_dir/model.onnx, verify it against torch; returns export facts."""
+    import warnings
+
+    start = time.perf_counter()
+    try:
+        import torch
+        from transformers import AutoModel
+        from transformers.utils import logging as hf_logging
+    except ImportError as exc:
+        raise SemsearchError(f"exporting to ONNX needs torch and transformers ({exc}): install semsearch, then retry") from None
+    import numpy as np
+
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModel.from_pretrained(config["transformer_dir"], attn_implementation="eager").eval()
+    except Exception as exc:  # transformers raises many kinds on a bad folder
+        raise SemsearchError(f"cannot load {config['transformer_dir']} for ONNX export: {exc}") from None
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    inputs = ["input_ids", "attention_mask"] + (["token_type_ids"] if "token_type_ids" in params else [])
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args):
+            return self.inner(**dict(zip(inputs, args))).last_hidden_state
+
+    tok = _load_tokenizer(folder_tokenizer(config), config["max_seq_length"])
+
+    def batch(texts: Sequence[str]) -> dict[str, np.ndarray]:
+        encs = tok.encode_batch(list(texts))
+        width = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(encs), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for i, e in enumerate(encs):
+            ids[i, : len(e.ids)], mask[i, : len(e.ids)] = e.ids, 1
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+    sample = batch(["a short text", "a longer text about sharding embedding tables across many devices"])
+    args = tuple(torch.from_numpy(sample[name]) for name in inputs)
+    axes = {name: {0: "batch", 1: "sequence"} for name in inputs + ["last_hidden_state"]}
+    target = out_dir / FP32_FILE
+    wrapped = LastHiddenState(model).eval()
+    exporter = "torchscript (dynamo=False)"
+
+    def export(path: Path) -> None:
+        nonlocal exporter
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer and deprecation chatter; the export is verified below
+            try:
+                torch.onnx.export(
+                    wrapped, args, str(path), input_names=inputs, output_names=["last_hidden_state"],
+                    dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True, dynamo=False,
+                )
+                return
+            except Exception as exc:  # a torch without the TorchScript exporter: try torch.export's
+                legacy_error = exc
+            exporter = "dynamo"
+            try:  # needs onnxscript
+                dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence", max=4096)}
+                program = torch.onnx.export(
+                    wrapped, args, input_names=inputs, output_names=["last_hidden_state"], opset_version=OPSET,
+                    dynamic_shapes=tuple(dims for _ in inputs), dynamo=True, external_data=False,
+                )
+                program.save(str(path))
+            except Exception as exc:
+                raise SemsearchError(
+                    f"ONNX export of {folder} failed (TorchScript exporter: {legacy_error}; dynamo exporter: "
+                    f"{exc}): use --backend torch"
+                ) from None
+
+    _atomic_write(target, export)
+
+    # Verify on a batch of another shape than the traced one (catches shapes frozen by tracing).
+    check = batch(["sharding", "quantization of large language model weights to int8", "video"])
+    with torch.no_grad():
+        ref = model(**{k: torch.from_numpy(check[k]) for k in inputs}).last_hidden_state.numpy()
+    got = _session(target, 1).run(None, {k: check[k] for k in inputs})[0]
+    cos = (_pool(ref, check["attention_mask"], config["pooling"]) * _pool(got, check["attention_mask"], config["pooling"])).sum(1)
+    if cos.min() < 0.9999:
+        target.unlink(missing_ok=True)
+        raise SemsearchError(f"ONNX export of {folder} does not reproduce the model (cosine {cos.min():.4f}): use --backend torch")
+    return {
+        "inputs": inputs,
+        "dim": int(ref.shape[-1]),
+        "opset": OPSET,
+        "exporter": exporter,
+        "torch_version": torch.__version__,
+        "export_seconds": round(time.perf_counter() - start, 1),
+        "export_check_min_cosine": float(cos.min()),
+    }
+
+
+def folder_tokenizer(config: dict) -> Path:
+    return Path(config["transformer_dir"]) / TOKENIZER_FILE
+
+
+def _quantize(out_dir: Path) -> dict:
+    """out_dir/model.onnx -> out_dir/model_int8.onnx: dynamic quantization, int8 weights."""
+    import warnings
+
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise SemsearchError(f"int8 quantization needs onnxruntime and onnx ({exc}): pip install 'semsearch[onnx]'") from None
+    source = out_dir / FP32_FILE
+    start = time.perf_counter()
+
+    def write(path: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                quantize_dynamic(
+                    str(source), str(path), weight_type=getattr(QuantType, INT8_WEIGHT_TYPE),
+                    per_channel=INT8_PER_CHANNEL,
+                )
+            except Exception as exc:  # onnx raises DecodeError & co. on a damaged file
+                raise SemsearchError(f"cannot quantize {source}: {exc}. Delete {out_dir} to re-export it") from None
+
+    _atomic_write(out_dir / INT8_FILE, write)
+    return {"int8": {"weight_type": INT8_WEIGHT_TYPE, "per_channel": INT8_PER_CHANNEL,
+                     "quantize_seconds": round(time.perf_counter() - start, 1)}}
+
+
+def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: bool = False) -> Path:
+    """Export a sentence-transformers folder to out_dir (model.onnx, tokenizer.json, onnx_config.json).
+
+    Needs torch + transformers (imported here only). With `quantize`, also writes model_int8.onnx.
+    Overwrites what is there; `ensure_onnx` is the cached version.
+
+    Returns:
+        the path of model_int8.onnx when `quantize`, else of model.onnx.
+    Raises:
+        SemsearchError: an unsupported model, a failed export or an export that does not
+            reproduce the model's vectors.
+    """
+    folder, out = Path(model_dir), Path(out_dir)
+    config = read_model_config(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    facts = _export_fp32(folder, out, config)
+    meta = {
+        **{k: v for k, v in config.items() if k != "transformer_dir"},
+        **facts,
+        "source": str(folder.resolve()),
+        "weights_fingerprint": weights_fingerprint(folder),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    _atomic_write(out / TOKENIZER_FILE, lambda p: p.write_bytes(folder_tokenizer(config).read_bytes()))
+    if quantize:
+        meta.update(_quantize(out))
+    _write_json(out / CONFIG_FILE, meta)  # last: its presence says the folder is complete
+    return out / (INT8_FILE if quantize else FP32_FILE)
+
+
+def ensure_onnx(model_dir: str | Path, quantize: bool = False, cache_dir: str | Path | None = None) -> Path:
+    """The cached export folder of a model folder, exporting (or quantizing) only what is missing.
+
+    Args:
+        model_dir: a sentence-transformers folder with model.safetensors (or pytorch_model.bin).
+        quantize: also make sure model_int8.onnx exists.
+        cache_dir: root of the cache (default `onnx_cache_root()`); the folder is `<root>/<fingerprint>`.
+    Returns:
+        the folder holding model.onnx (and model_int8.onnx), tokenizer.json, onnx_config.json.
+    """
+    folder = Path(model_dir)
+    out = Path(cache_dir or onnx_cache_root()) / weights_fingerprint(folder)
+    if not ((out / CONFIG_FILE).is_file() and (out / FP32_FILE).is_file()):
+        export_onnx(folder, out, quantize)
+    elif quantize and not (out / INT8_FILE).is_file():
+        meta = _read_config(out)
+        meta.update(_quantize(out))
+        _write_json(out / CONFIG_FILE, meta)
+    return out
+
+
+def _read_config(out: Path) -> dict:
+    path = out / CONFIG_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SemsearchError(f"cannot read {path}: {exc}. Delete {out} to re-export it") from None
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # errors only: graph-optimisation notices are noise
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf on damaged files
+        raise SemsearchError(
+            f"cannot load ONNX model {path}: {str(exc).splitlines()[0][:200]}. Delete {path.parent} to re-export it"
+        ) from None
+
+
+def available() -> bool:
+    """Whether onnxruntime and tokenizers can be imported (without importing them)."""
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None and find_spec("tokenizers") is not None
+
+
+class OnnxEmbedder:
+    """An Embedder running the model's ONNX export with onnxruntime; never imports torch to encode.
+
+    The export is made on first use when missing (needs torch once) and cached.
+
+    Args:
+        model: sentence-transformers model directory; None = the bundled default.
+        quantized: use int8 weights (faster, slightly different vectors: fingerprint `…-onnx-int8`).
+        threads: onnxruntime intra-op threads; None = 1 for up to 8 texts, else 2.
+        batch_size: texts per forward pass (texts are sorted by length first, so padding is small).
+        cache_dir: root of the export cache (default `onnx_cache_root()`).
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        quantized: bool = False,
+        threads: int | None = None,
+        batch_size: int = 32,
+        cache_dir: str | Path | None = None,
+    ):
+        self.name, self._folder = model_folder(model)
+        self.quantized = quantized
+        self.threads = threads
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+        self._dir: Path | None = None
+        self._config: dict | None = None
+        self._tokenizer = None
+        self._sessions: dict[int, object] = {}
+
+    @property
+    def fingerprint(self) -> str:
+        """The weights fingerprint (as SentenceTransformerEmbedder), plus `-onnx-int8` when quantized."""
+        fp = weights_fingerprint(self._folder)
+        return fp + INT8_SUFFIX if self.quantized else fp
+
+    @property
+    def path(self) -> Path:
+        """The ONNX file this embedder runs (exported on first access when missing)."""
+        return self._export_dir() / (INT8_FILE if self.quantized else FP32_FILE)
+
+    def _export_dir(self) -> Path:
+        if self._dir is None:
+            self._dir = ensure_onnx(self._folder, self.quantized, self.cache_dir)
+            self._config = _read_config(self._dir)
+        return self._dir
+
+    @property
+    def config(self) -> dict:
+        self._export_dir()
+        return self._config  # type: ignore[return-value]
+
+    @property
+    def dim(self) -> int:
+        return int(self.config["dim"])
+
+    def _load(self, threads: int):
+        if self._tokenizer is None:
+            self._tokenizer = _load_tokenizer(self._export_dir() / TOKENIZER_FILE, self.config["max_seq_length"])
+        if threads not in self._sessions:
+            self._sessions[threads] = _session(self.path, threads)
+        return self._tokenizer, self._sessions[threads]
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> "np.ndarray":
+        """Texts -> (len(texts), dim) float32, rows of L2 norm 1, in the order given."""
+        import numpy as np
+
+        texts = [t.lower() for t in texts] if self.config["do_lower_case"] else list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        threads = self.threads or (1 if len(texts) <= FEW_TEXTS else BATCH_THREADS)
+        tok, session = self._load(threads)
+        inputs = self.config["inputs"]
+        encodings = tok.encode_batch(texts)
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(-lengths, kind="stable")  # longest first: the slowest batch shows in the bar early
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        bar = None
+        if progress and len(texts) > PROGRESS_MIN_TEXTS:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(texts), desc="embedding", unit="text", file=sys.stderr)
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            width = int(lengths[rows].max())
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for i, r in enumerate(rows):
+                ids[i, : lengths[r]] = encodings[r].ids
+                mask[i, : lengths[r]] = 1
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            hidden = session.run(None, {k: feed[k] for k in inputs})[0]
+            out[rows] = _pool(hidden, mask, self.config["pooling"])
+            if bar is not None:
+                bar.update(len(rows))
+        if bar is not None:
+            bar.close()
+        return out
+
+    def __repr__(self) -> str:
+        return f"OnnxEmbedder({self.name!r}, quantized={self.quantized})"
