@@ -137,7 +137,9 @@ def _train_and_add_now(factory: str, vectors: "np.ndarray", random_state: int, r
     inner = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
     if not inner.is_trained:
         rng = np.random.default_rng(random_state)
-        sample = vectors if len(vectors) <= 100_000 else vectors[rng.choice(len(vectors), 100_000, replace=False)]
+        ivf = faiss.try_extract_index_ivf(inner)
+        size = max(100_000, 40 * ivf.nlist) if ivf is not None else 100_000  # FAISS wants >= 39 per list
+        sample = vectors if len(vectors) <= size else vectors[rng.choice(len(vectors), size, replace=False)]
         if hasattr(inner, "cp"):
             inner.cp.seed = random_state
         inner.train(sample)

@@ -1,5 +1,6 @@
-"""Query: an open index answering searches. Scores are cosine similarity (higher is better).
+"""Query: an open index answering searches, related-paper lookups and theme groupings.
 
+Every score says what it is (`score_kind`: cosine, bm25 or fused) and higher is always better.
 Text calls delegate to array calls: `search(q)` -> `search_batch([q])` -> `search_vectors(array)`,
 and only the last touches FAISS; none of them needs a model except to embed the query text.
 """
