@@ -171,6 +171,7 @@ def main() -> None:
     from sklearn.metrics import normalized_mutual_info_score, v_measure_score
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="papers (JSONL with title, abstract, primary_category)")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/emb/clustering.npy"), help="precomputed paper vectors (.npy)")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N papers")
     ap.add_argument("--wait", type=float, default=600, help="seconds to wait for --cache to appear")
@@ -178,7 +179,7 @@ def main() -> None:
     ap.add_argument("--bertopic", metavar="PYTHON", help="an interpreter with bertopic installed (a separate venv)")
     args = ap.parse_args()
 
-    papers = [json.loads(line) for line in DATA.open(encoding="utf-8")][: args.limit]
+    papers = [json.loads(line) for line in args.data.open(encoding="utf-8")][: args.limit]
     texts = [f"{p['title']}. {p['abstract']}" for p in papers]
     truth = np.array([p["primary_category"] for p in papers])
     true_k = len(set(truth))

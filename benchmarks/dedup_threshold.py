@@ -41,9 +41,10 @@ def seed_pairs(top: int) -> None:
         print(f"  {c:.3f}  {name(a):>7} {name(b):>7}  {a.abstract[:38]!r} | {b.abstract[:38]!r}")
 
 
-def arxiv_pairs(limit: int, top: int) -> None:
+def arxiv_pairs(path: Path, limit: int, top: int) -> None:
     ids, texts, titles = [], [], []
-    with gzip.open(ARXIV, "rt", encoding="utf-8") as fh:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         for line in itertools.islice(fh, limit):
             obj = json.loads(line)
             ids.append(obj["id"])
@@ -70,11 +71,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arxiv", type=int, default=10**9, help="read at most this many arXiv abstracts")
     ap.add_argument("--top", type=int, default=12)
+    ap.add_argument("--arxiv-path", type=Path, default=ARXIV, help="arXiv JSON lines (.gz or plain)")
     args = ap.parse_args()
     print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}")
     seed_pairs(args.top)
-    if ARXIV.exists():
-        arxiv_pairs(args.arxiv, args.top)
+    if args.arxiv_path.exists():
+        arxiv_pairs(args.arxiv_path, args.arxiv, args.top)
 
 
 if __name__ == "__main__":

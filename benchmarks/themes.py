@@ -66,11 +66,12 @@ def rules(scores: np.ndarray):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="papers (JSONL with title, abstract, categories)")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/emb/clustering.npy"), help="precomputed paper vectors")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--embedder", default=None, help="'fake' for the test suite's tiny run")
     args = ap.parse_args()
-    papers = [json.loads(line) for line in DATA.open(encoding="utf-8")][: args.limit]
+    papers = [json.loads(line) for line in args.data.open(encoding="utf-8")][: args.limit]
     if args.embedder == "fake":
         from tests.conftest import FakeEmbedder
 

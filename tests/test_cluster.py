@@ -180,9 +180,10 @@ def test_benchmark_runs_on_a_tiny_input(tmp_path):
     np.save(cache, blobs(k=3, per=20, dim=16, noise=0.3)[0])
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "clustering.py"), "--limit", "60", "--cache", str(cache), "--wait", "0"],
+        [sys.executable, str(ROOT / "benchmarks" / "clustering.py"), "--limit", "48", "--cache", str(cache), "--wait", "0",
+         "--data", str(ROOT / "tests" / "data" / "arxiv_sample.jsonl")],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    assert "corpus: 60 papers" in out.stdout and f"from cache {cache}" in out.stdout
-    assert "AutoThemes (auto k)" in out.stdout and "k-means, true k = 1 (baseline)" in out.stdout
+    assert "corpus: 48 papers" in out.stdout and f"from cache {cache}" in out.stdout
+    assert "AutoThemes (auto k)" in out.stdout and "k-means, true k = 6 (baseline)" in out.stdout

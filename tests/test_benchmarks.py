@@ -1,0 +1,54 @@
+"""Benchmarks are programs, not tests: here they only have to run on a tiny input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from .conftest import ROOT
+
+SAMPLE = ROOT / "tests" / "data" / "arxiv_sample.jsonl"  # 48 real arXiv papers (CC0), 6 categories
+
+
+def run(script: str, *args) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "SEMSEARCH_CACHE": "off"}
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *map(str, args)],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_themes_benchmark(tmp_path):
+    out = run("themes.py", "--data", SAMPLE, "--embedder", "fake", "--cache", tmp_path / "none.npy")
+    assert "48 papers, 12 themes" in out and "<- semsearch" in out
+
+
+def test_retrieval_benchmark(tmp_path):
+    (tmp_path / "qrels").mkdir()
+    papers = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
+    (tmp_path / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": p["id"], "title": p["title"], "text": p["abstract"]}) + "\n" for p in papers))
+    (tmp_path / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": p["title"]}) + "\n" for i, p in enumerate(papers[:10])))
+    (tmp_path / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\t{p['id']}\t1\n" for i, p in enumerate(papers[:10])))
+    out = run("retrieval.py", "--data", tmp_path, "--embedder", "fake", "--vectors", tmp_path / "none.npy")
+    assert "10 judged test queries" in out and "(semsearch hybrid)" in out
+
+
+def test_scale_benchmark(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1200, 16)).astype(np.float32)
+    np.save(tmp_path / "v.npy", x / np.linalg.norm(x, axis=1, keepdims=True))
+    out = run("scale.py", "--vectors", tmp_path / "v.npy", "--sizes", "500,1500", "--kinds", "flat,ivf-sq8",
+              "--queries", "20", "--target-recall", "0.5", "--sweep")
+    assert "1500  ivf-sq8" in out and "nprobe=" in out
+
+
+def test_dedup_threshold_benchmark():
+    out = run("dedup_threshold.py", "--arxiv-path", SAMPLE, "--top", "3")
+    assert "seed corpus: 47 abstracts" in out and "arXiv: 48 abstracts" in out
