@@ -105,6 +105,9 @@ def build(
     columns: Annotated[
         Optional[str], typer.Option("--columns", help="CSV/TSV columns for our fields: title=Title,abstract=Summary.")
     ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="auto | torch | onnx | onnx-int8 (auto: int8 ONNX when available).")
+    ] = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     """Build (or replace) an index from files of abstracts: pages, JSONL (arXiv metadata too), CSV/TSV, BibTeX.
@@ -116,7 +119,7 @@ def build(
 
     s = build_index(
         paths or [Path("corpus")], index, model=model, progress=not as_json, index_type=index_type,
-        target_recall=target_recall, columns=parse_columns(columns),
+        target_recall=target_recall, columns=parse_columns(columns), backend=backend,
     )
     d = s.as_dict()
     choice = s.index_choice

@@ -193,13 +193,20 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
+def cache_dir() -> Path:
+    """Where semsearch keeps caches: $SEMSEARCH_CACHE_DIR, else $XDG_CACHE_HOME/semsearch, else ~/.cache/semsearch."""
+    env = os.environ.get("SEMSEARCH_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "semsearch"
+
+
 def default_cache_path() -> Path | None:
-    """Embedding cache file: $SEMSEARCH_CACHE (a path, or `off`), else ~/.cache/semsearch/embeddings.sqlite."""
+    """Embedding cache file: $SEMSEARCH_CACHE (a path, or `off`), else cache_dir()/embeddings.sqlite."""
     env = os.environ.get("SEMSEARCH_CACHE")
     if env is not None:
         return None if env.strip().lower() in ("", "off", "0", "none") else Path(env)
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "semsearch" / "embeddings.sqlite"
+    return cache_dir() / "embeddings.sqlite"
 
 
 class CachedEmbedder:
@@ -272,3 +279,54 @@ class CachedEmbedder:
         if not keys:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.vstack([np.frombuffer(found[key], dtype=np.float32) for key in keys])
+
+
+# --- backends: which implementation encodes (ONNX in onnx_backend.py) ------------------------
+
+#: "torch": sentence-transformers; "onnx": the same vectors from an ONNX export, no torch at query
+#: time; "onnx-int8": int8 weights (2.8x the documents/s of torch here, SciFact nDCG@10 within
+#: 0.0024 of fp32: docs/benchmarks.md), own fingerprint; "auto": onnx-int8 for a local model
+#: folder when onnxruntime is installed, else torch.
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+
+
+def make_embedder(model: str | None = None, backend: str = "auto") -> Embedder:
+    """An Embedder for `model` (None = the bundled default) run by `backend` (one of BACKENDS).
+
+    Raises:
+        SemsearchError: an unknown backend, or an ONNX backend for a model with no local folder.
+    """
+    if backend not in BACKENDS:
+        raise SemsearchError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        from .onnx_backend import available, can_export
+
+        target = Path(resolve_model(model)[1])
+        backend = "onnx-int8" if available() and target.is_dir() and can_export(target) else "torch"
+    if backend == "torch":
+        return SentenceTransformerEmbedder(model)
+    from .onnx_backend import OnnxEmbedder
+
+    return OnnxEmbedder(model, quantized=backend == "onnx-int8")
+
+
+def query_embedder_for(model: str, fingerprint: str) -> Embedder:
+    """The lightest Embedder that reproduces an index's vectors, from its manifest's model and fingerprint.
+
+    `…-onnx-int8` fingerprints need the int8 ONNX model. A plain weights fingerprint is served by
+    the fp32 ONNX export (same vectors, no torch import) when onnxruntime and tokenizers are
+    installed, the model is a local folder with those weights, and the export exists or torch can
+    make it; otherwise by sentence-transformers. A mismatch is left to `check_model` to report.
+    """
+    from .onnx_backend import INT8_SUFFIX, OnnxEmbedder, available, can_export, model_folder, weights_fingerprint
+
+    if fingerprint.endswith(INT8_SUFFIX):
+        return OnnxEmbedder(model, quantized=True)
+    if available():
+        try:
+            _, folder = model_folder(model)
+            if weights_fingerprint(folder) == fingerprint and can_export(folder):
+                return OnnxEmbedder(model)
+        except SemsearchError:
+            pass
+    return SentenceTransformerEmbedder(model)

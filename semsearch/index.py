@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from . import __version__
 from . import lexical
 from .ann import TARGET_RECALL, build_vector_index, set_search_params
-from .embed import CachedEmbedder, Embedder, SentenceTransformerEmbedder, default_cache_path, paper_text
+from .embed import CachedEmbedder, Embedder, default_cache_path, make_embedder, paper_text
 from .errors import IndexFormatError, IndexNotFound, SemsearchError
 from .ingest import FileResult, RawRecord, Skipped, read_paths
 from .records import MergeGroup, Paper, merge, unmerged
@@ -260,6 +260,7 @@ def build(
     index_type: str = "auto",
     target_recall: float = TARGET_RECALL,
     columns: dict[str, str] | None = None,
+    backend: str = "auto",
 ) -> BuildSummary:
     """Ingest `paths`, merge into papers, embed and write the index at `index`.
 
@@ -267,7 +268,7 @@ def build(
         paths: files and directories of abstracts.
         index: the index directory to create or replace.
         model: sentence-transformers name or path (ignored when `embedder` is given).
-        embedder: an `Embedder`; default SentenceTransformerEmbedder(model).
+        embedder: an `Embedder`; default make_embedder(model, backend).
         progress: show a progress bar while embedding.
         dedupe: merge repeats and versions into one paper (False: one paper per input record,
             as benchmarks with judged document ids need).
@@ -276,6 +277,7 @@ def build(
             "ivf-pq" or "hnsw".
         target_recall: recall@10 an approximate index must reach on a held-out sample.
         columns: CSV/TSV column names for our fields, e.g. {"abstract": "Summary"}.
+        backend: how `model` runs: "auto" (int8 ONNX when available), "torch", "onnx", "onnx-int8".
     Raises:
         CorpusError: a path is missing, empty, binary or holds no abstracts.
         SemsearchError: the index directory cannot be written.
@@ -296,6 +298,7 @@ def build(
         files=files,
         index_type=index_type,
         target_recall=target_recall,
+        backend=backend,
     )
     summary.skipped = [s for f in results for s in f.skipped]
     summary.seconds = time.perf_counter() - start
@@ -314,6 +317,7 @@ def build_records(
     files: list[dict] | None = None,
     index_type: str = "auto",
     target_recall: float = TARGET_RECALL,
+    backend: str = "auto",
 ) -> BuildSummary:
     """`build` from raw records already read (same arguments, same atomic write)."""
     start = time.perf_counter()
@@ -322,7 +326,7 @@ def build_records(
     staging = _Staging(target)  # fails now, before minutes of embedding, if unwritable
     try:
         merged = merge(raw) if dedupe else unmerged(raw)
-        embedder = embedder or SentenceTransformerEmbedder(model)
+        embedder = embedder or make_embedder(model, backend)
         cache_path = default_cache_path() if cache is True else (cache or None)
         if cache_path is not None:
             embedder = CachedEmbedder(embedder, cache_path)

@@ -24,10 +24,11 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from .embed import PROGRESS_MIN_TEXTS, file_fingerprint, resolve_model
+from .embed import PROGRESS_MIN_TEXTS, cache_dir, file_fingerprint, resolve_model
 from .errors import SemsearchError
 
 if TYPE_CHECKING:
@@ -39,20 +40,21 @@ OPSET = 17
 INT8_SUFFIX = "-onnx-int8"
 FP32_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
 TOKENIZER_FILE, CONFIG_FILE = "tokenizer.json", "onnx_config.json"
-#: Weights as signed int8, per tensor (measured against QUInt8 and per-channel: benchmarks/encode_speed.py).
+#: The int8 recipe (benchmarks/encode_speed.py): dynamic quantization, signed int8 weights per
+#: output channel, of the MatMuls and the embedding tables (Gather). Per-tensor scales lost ~0.06
+#: cosine; unsigned weights were ~1.4x slower; leaving Gather in fp32 changed nothing measurable
+#: but kept the file at 59 MB instead of 23 MB. A new recipe makes new vectors: then version INT8_SUFFIX.
 INT8_WEIGHT_TYPE = "QInt8"
-INT8_PER_CHANNEL = False
+INT8_PER_CHANNEL = True
+INT8_OPS = ("MatMul", "Gather")
 #: onnxruntime threads: one for a few texts (a query), BATCH_THREADS for more (a build).
 FEW_TEXTS, BATCH_THREADS = 8, 2
-_POOLING = ("mean", "cls", "max")
+_POOLING = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max"}
 
 
 def onnx_cache_root() -> Path:
-    """`$SEMSEARCH_CACHE_DIR/onnx`, else `$XDG_CACHE_HOME/semsearch/onnx`, else `~/.cache/semsearch/onnx`."""
-    env = os.environ.get("SEMSEARCH_CACHE_DIR")
-    if env:
-        return Path(env).expanduser() / "onnx"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "semsearch" / "onnx"
+    """`cache_dir()/onnx`: `$SEMSEARCH_CACHE_DIR/onnx`, else `$XDG_CACHE_HOME/semsearch/onnx`, else `~/.cache/semsearch/onnx`."""
+    return cache_dir() / "onnx"
 
 
 def model_folder(model: str | None) -> tuple[str, Path]:
@@ -112,9 +114,12 @@ def read_model_config(folder: Path) -> dict:
     st_config = load(transformer / "sentence_bert_config.json") or load(folder / "sentence_bert_config.json")
     hf_config = load(transformer / "config.json")
     pooling_cfg = load(folder / kinds["Pooling"]["path"] / "config.json") if "Pooling" in kinds else {}
-    modes = [m for m in _POOLING if pooling_cfg.get(f"pooling_mode_{m}_token" if m == "cls" else f"pooling_mode_{m}_tokens")]
-    others = [k for k, v in pooling_cfg.items() if k.startswith("pooling_mode_") and v and not any(m in k for m in _POOLING)]
-    if len(modes) > 1 or others:
+    if isinstance(pooling_cfg.get("pooling_mode"), str):
+        modes = [pooling_cfg["pooling_mode"]]
+    else:
+        modes = [k for k, v in pooling_cfg.items() if k.startswith("pooling_mode_") and v]
+    modes = [_POOLING.get(m, m) for m in modes]
+    if len(modes) > 1 or any(m not in _POOLING.values() for m in modes):
         raise SemsearchError(f"{folder}: pooling {pooling_cfg} is not supported by the ONNX backend: use --backend torch")
     if not (transformer / TOKENIZER_FILE).is_file():
         raise SemsearchError(f"{transformer}: no {TOKENIZER_FILE} (a fast tokenizer) for the ONNX backend: use --backend torch")
@@ -135,6 +140,9 @@ def _atomic_write(target: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a cache file is as readable as any other
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -176,6 +184,7 @@ def _load_tokenizer(path: Path, max_len: int):
 
 def _export_fp32(folder: Path, out_dir: Path, config: dict) -> dict:
     """Trace the transformer to out_dir/model.onnx, verify it against torch; returns export facts."""
+    import inspect
     import warnings
 
     start = time.perf_counter()
@@ -192,8 +201,6 @@ def _export_fp32(folder: Path, out_dir: Path, config: dict) -> dict:
         model = AutoModel.from_pretrained(config["transformer_dir"], attn_implementation="eager").eval()
     except Exception as exc:  # transformers raises many kinds on a bad folder
         raise SemsearchError(f"cannot load {config['transformer_dir']} for ONNX export: {exc}") from None
-    import inspect
-
     params = inspect.signature(model.forward).parameters
     inputs = ["input_ids", "attention_mask"] + (["token_type_ids"] if "token_type_ids" in params else [])
 
@@ -202,10 +209,11 @@ def _export_fp32(folder: Path, out_dir: Path, config: dict) -> dict:
             super().__init__()
             self.inner = inner
 
-        def forward(self, *args):
-            return self.inner(**dict(zip(inputs, args))).last_hidden_state
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
 
-    tok = _load_tokenizer(folder_tokenizer(config), config["max_seq_length"])
+    tok = _load_tokenizer(_tokenizer_path(config), config["max_seq_length"])
 
     def batch(texts: Sequence[str]) -> dict[str, np.ndarray]:
         encs = tok.encode_batch(list(texts))
@@ -219,47 +227,52 @@ def _export_fp32(folder: Path, out_dir: Path, config: dict) -> dict:
     sample = batch(["a short text", "a longer text about sharding embedding tables across many devices"])
     args = tuple(torch.from_numpy(sample[name]) for name in inputs)
     axes = {name: {0: "batch", 1: "sequence"} for name in inputs + ["last_hidden_state"]}
-    target = out_dir / FP32_FILE
     wrapped = LastHiddenState(model).eval()
     exporter = "torchscript (dynamo=False)"
+
+    # Checked on a batch of another shape than the traced one (catches shapes frozen by tracing),
+    # before the file takes its name.
+    check = batch(["sharding", "quantization of large language model weights to int8", "video"])
+    with torch.no_grad():
+        ref = model(**{k: torch.from_numpy(check[k]) for k in inputs}).last_hidden_state.numpy()
+    cos = np.zeros(0)
+
+    def verify(path: Path) -> None:
+        nonlocal cos
+        got = _session(path, 1).run(None, {k: check[k] for k in inputs})[0]
+        mask, pooling = check["attention_mask"], config["pooling"]
+        cos = (_pool(ref, mask, pooling) * _pool(got, mask, pooling)).sum(axis=1)
+        if cos.min() < 0.9999:
+            raise SemsearchError(
+                f"ONNX export of {folder} does not reproduce the model (cosine {cos.min():.4f}): use --backend torch"
+            )
 
     def export(path: Path) -> None:
         nonlocal exporter
         with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer and deprecation chatter; the export is verified below
+            warnings.simplefilter("ignore")  # tracer and deprecation chatter; the result is verified
             try:
                 torch.onnx.export(
                     wrapped, args, str(path), input_names=inputs, output_names=["last_hidden_state"],
                     dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True, dynamo=False,
                 )
-                return
-            except Exception as exc:  # a torch without the TorchScript exporter: try torch.export's
-                legacy_error = exc
-            exporter = "dynamo"
-            try:  # needs onnxscript
-                dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence", max=4096)}
-                program = torch.onnx.export(
-                    wrapped, args, input_names=inputs, output_names=["last_hidden_state"], opset_version=OPSET,
-                    dynamic_shapes=tuple(dims for _ in inputs), dynamo=True, external_data=False,
-                )
-                program.save(str(path))
-            except Exception as exc:
-                raise SemsearchError(
-                    f"ONNX export of {folder} failed (TorchScript exporter: {legacy_error}; dynamo exporter: "
-                    f"{exc}): use --backend torch"
-                ) from None
+            except Exception as legacy:  # a torch without the TorchScript exporter: torch.export's (needs onnxscript)
+                exporter = "dynamo"
+                try:
+                    dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence", max=4096)}
+                    torch.onnx.export(
+                        wrapped, args, input_names=inputs, output_names=["last_hidden_state"], opset_version=OPSET,
+                        dynamic_shapes={name: dims for name in inputs}, dynamo=True, external_data=False,
+                        verbose=False,
+                    ).save(str(path))
+                except Exception as exc:
+                    raise SemsearchError(
+                        f"ONNX export of {folder} failed (TorchScript exporter: {legacy}; dynamo exporter: {exc}): "
+                        f"use --backend torch"
+                    ) from None
+        verify(path)
 
-    _atomic_write(target, export)
-
-    # Verify on a batch of another shape than the traced one (catches shapes frozen by tracing).
-    check = batch(["sharding", "quantization of large language model weights to int8", "video"])
-    with torch.no_grad():
-        ref = model(**{k: torch.from_numpy(check[k]) for k in inputs}).last_hidden_state.numpy()
-    got = _session(target, 1).run(None, {k: check[k] for k in inputs})[0]
-    cos = (_pool(ref, check["attention_mask"], config["pooling"]) * _pool(got, check["attention_mask"], config["pooling"])).sum(1)
-    if cos.min() < 0.9999:
-        target.unlink(missing_ok=True)
-        raise SemsearchError(f"ONNX export of {folder} does not reproduce the model (cosine {cos.min():.4f}): use --backend torch")
+    _atomic_write(out_dir / FP32_FILE, export)
     return {
         "inputs": inputs,
         "dim": int(ref.shape[-1]),
@@ -271,8 +284,12 @@ def _export_fp32(folder: Path, out_dir: Path, config: dict) -> dict:
     }
 
 
-def folder_tokenizer(config: dict) -> Path:
+def _tokenizer_path(config: dict) -> Path:
     return Path(config["transformer_dir"]) / TOKENIZER_FILE
+
+
+def _int8_recipe() -> dict:
+    return {"weight_type": INT8_WEIGHT_TYPE, "per_channel": INT8_PER_CHANNEL, "ops": list(INT8_OPS)}
 
 
 def _quantize(out_dir: Path) -> dict:
@@ -287,19 +304,34 @@ def _quantize(out_dir: Path) -> dict:
     start = time.perf_counter()
 
     def write(path: Path) -> None:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_root_logger():
             warnings.simplefilter("ignore")
             try:
                 quantize_dynamic(
                     str(source), str(path), weight_type=getattr(QuantType, INT8_WEIGHT_TYPE),
-                    per_channel=INT8_PER_CHANNEL,
+                    per_channel=INT8_PER_CHANNEL, op_types_to_quantize=list(INT8_OPS),
                 )
             except Exception as exc:  # onnx raises DecodeError & co. on a damaged file
                 raise SemsearchError(f"cannot quantize {source}: {exc}. Delete {out_dir} to re-export it") from None
 
     _atomic_write(out_dir / INT8_FILE, write)
-    return {"int8": {"weight_type": INT8_WEIGHT_TYPE, "per_channel": INT8_PER_CHANNEL,
-                     "quantize_seconds": round(time.perf_counter() - start, 1)}}
+    return {"int8": {**_int8_recipe(), "quantize_seconds": round(time.perf_counter() - start, 1)}}
+
+
+@contextmanager
+def _quiet_root_logger():
+    """onnxruntime.quantization warns on the root logger (which would configure it): swallow that."""
+    import logging
+
+    root = logging.getLogger()
+    handler, drop = logging.NullHandler(), logging.Filter("no record has this logger name")
+    root.addHandler(handler)  # a root with a handler is not basicConfig'ed by logging.warning
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+        root.removeHandler(handler)
 
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: bool = False) -> Path:
@@ -325,9 +357,11 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: bool = Fal
         "weights_fingerprint": weights_fingerprint(folder),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    _atomic_write(out / TOKENIZER_FILE, lambda p: p.write_bytes(folder_tokenizer(config).read_bytes()))
+    _atomic_write(out / TOKENIZER_FILE, lambda p: p.write_bytes(_tokenizer_path(config).read_bytes()))
     if quantize:
         meta.update(_quantize(out))
+    else:  # an int8 file beside a new fp32 one was made from the old one
+        (out / INT8_FILE).unlink(missing_ok=True)
     _write_json(out / CONFIG_FILE, meta)  # last: its presence says the folder is complete
     return out / (INT8_FILE if quantize else FP32_FILE)
 
@@ -346,10 +380,12 @@ def ensure_onnx(model_dir: str | Path, quantize: bool = False, cache_dir: str | 
     out = Path(cache_dir or onnx_cache_root()) / weights_fingerprint(folder)
     if not ((out / CONFIG_FILE).is_file() and (out / FP32_FILE).is_file()):
         export_onnx(folder, out, quantize)
-    elif quantize and not (out / INT8_FILE).is_file():
+    elif quantize:
         meta = _read_config(out)
-        meta.update(_quantize(out))
-        _write_json(out / CONFIG_FILE, meta)
+        recipe = {k: v for k, v in meta.get("int8", {}).items() if k != "quantize_seconds"}
+        if not (out / INT8_FILE).is_file() or recipe != _int8_recipe():
+            meta.update(_quantize(out))
+            _write_json(out / CONFIG_FILE, meta)
     return out
 
 
@@ -368,6 +404,10 @@ def _session(path: Path, threads: int):
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # errors only: graph-optimisation notices are noise
+    if threads == 1:
+        # A query session: full graph optimisation costs ~70 ms of a ~0.5 s cold query and gains
+        # nothing on a handful of short texts; basic (constant folding, redundant nodes) stays.
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf on damaged files
@@ -381,6 +421,21 @@ def available() -> bool:
     from importlib.util import find_spec
 
     return find_spec("onnxruntime") is not None and find_spec("tokenizers") is not None
+
+
+def can_export(model_dir: str | Path, cache_dir: str | Path | None = None) -> bool:
+    """Whether the fp32 export of a model folder is cached, or can be made (torch, supported modules)."""
+    from importlib.util import find_spec
+
+    folder = Path(model_dir)
+    out = Path(cache_dir or onnx_cache_root()) / weights_fingerprint(folder)
+    if (out / CONFIG_FILE).is_file() and (out / FP32_FILE).is_file():
+        return True
+    try:
+        read_model_config(folder)
+    except SemsearchError:
+        return False
+    return find_spec("torch") is not None and find_spec("transformers") is not None
 
 
 class OnnxEmbedder:
@@ -405,6 +460,8 @@ class OnnxEmbedder:
         batch_size: int = 32,
         cache_dir: str | Path | None = None,
     ):
+        if not available():
+            raise SemsearchError("the ONNX backend needs onnxruntime and tokenizers: pip install 'semsearch[onnx]'")
         self.name, self._folder = model_folder(model)
         self.quantized = quantized
         self.threads = threads
@@ -455,7 +512,7 @@ class OnnxEmbedder:
         texts = [t.lower() for t in texts] if self.config["do_lower_case"] else list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        threads = self.threads or (1 if len(texts) <= FEW_TEXTS else BATCH_THREADS)
+        threads = self.threads or (1 if len(texts) <= FEW_TEXTS else min(BATCH_THREADS, os.cpu_count() or 1))
         tok, session = self._load(threads)
         inputs = self.config["inputs"]
         encodings = tok.encode_batch(texts)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 from . import lexical
 from .ann import search_params, supports_selector
-from .embed import Embedder, SentenceTransformerEmbedder
+from .embed import Embedder, query_embedder_for
 from .errors import ModelMismatch, QueryError
 from .index import DEFAULT_INDEX, Manifest, PaperStore, disk_usage, read_vectors, recover
 from .ingest import normalize_arxiv_id
@@ -304,7 +304,7 @@ class Index:
         recover(path)
         manifest = Manifest.read(path)
         if embedder is None and model is not None:
-            embedder = SentenceTransformerEmbedder(model)
+            embedder = query_embedder_for(model, manifest.model_fingerprint)
         if embedder is not None:
             check_model(manifest, embedder)
         return cls(path, manifest, read_vectors(path, manifest), PaperStore(path), embedder)
@@ -313,9 +313,10 @@ class Index:
 
     @property
     def embedder(self) -> Embedder:
-        """The query embedder: the model recorded in the manifest unless one was given."""
+        """The query embedder: the model recorded in the manifest unless one was given, run by the
+        lightest backend that reproduces the index's vectors (ONNX, without torch, when it can)."""
         if self._embedder is None:
-            embedder = SentenceTransformerEmbedder(self.manifest.model)
+            embedder = query_embedder_for(self.manifest.model, self.manifest.model_fingerprint)
             check_model(self.manifest, embedder)
             self._embedder = embedder
         return self._embedder

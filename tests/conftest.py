@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,10 @@ import pytest
 
 from semsearch import Index, build
 
-# No test reads or writes the user's embedding cache; cache tests pass their own file.
+# No test reads or writes the user's caches: embeddings are not cached (cache tests pass their
+# own file) and ONNX exports go to one temporary folder shared by the whole session.
 os.environ["SEMSEARCH_CACHE"] = "off"
+os.environ["SEMSEARCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="semsearch-test-cache-")
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"

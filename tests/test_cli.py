@@ -22,12 +22,8 @@ def fake_model(monkeypatch):
     """Make the CLI build and query with the fake embedder (no torch)."""
     from . import conftest
 
-    class Named(conftest.FakeEmbedder):
-        def __init__(self, model=None, **_):
-            super().__init__()
-
-    monkeypatch.setattr("semsearch.index.SentenceTransformerEmbedder", Named)
-    monkeypatch.setattr("semsearch.query.SentenceTransformerEmbedder", Named)
+    monkeypatch.setattr("semsearch.index.make_embedder", lambda model=None, backend="auto": conftest.FakeEmbedder())
+    monkeypatch.setattr("semsearch.query.query_embedder_for", lambda model, fingerprint: conftest.FakeEmbedder())
 
 
 def run(*args):
