@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from semsearch import Index, build
 # own file) and ONNX exports go to one temporary folder shared by the whole session.
 os.environ["SEMSEARCH_CACHE"] = "off"
 os.environ["SEMSEARCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="semsearch-test-cache-")
+atexit.register(shutil.rmtree, os.environ["SEMSEARCH_CACHE_DIR"], ignore_errors=True)  # ~110 MB of exports
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"
