@@ -215,7 +215,7 @@ def main() -> None:
 
     plain = label_clusters(texts, auto.labels_.tolist(), auto.n_words, stop_words=ENGLISH_STOP_WORDS)
     generic = Counter(t for words in plain for t in words if set(t.split()) & GENERIC_WORDS)
-    print(f"\n   with scikit-learn's stop words only, GENERIC_WORDS would appear in these theme labels: "
+    print("\n   with scikit-learn's stop words only, GENERIC_WORDS would appear in these theme labels: "
           + (", ".join(f"{t} ({n})" for t, n in generic.most_common()) or "none"))
 
 

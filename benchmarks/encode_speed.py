@@ -96,7 +96,7 @@ def speed(backends: list[str], texts: list[str], rounds: int, threads: int) -> N
         latency[b] = statistics.median(times) * 1000
     base = max(rates[backends[0]])
     print(f"\n{len(texts)} texts, {rounds} round(s), {threads} threads for batches; ratios vs {backends[0]}")
-    print(f"| backend | docs/s (best) | all rounds | ratio | query ms (median, 1 thread) |\n|---|---|---|---|---|")
+    print("| backend | docs/s (best) | all rounds | ratio | query ms (median, 1 thread) |\n|---|---|---|---|---|")
     for b in backends:
         print(f"| {b} | {max(rates[b]):.1f} | {', '.join(f'{r:.1f}' for r in rates[b])} | "
               f"{max(rates[b]) / base:.2f}x | {latency[b]:.1f} |")

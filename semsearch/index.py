@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from . import __version__
 from . import lexical
@@ -27,9 +27,6 @@ from .embed import CachedEmbedder, Embedder, default_cache_path, make_embedder, 
 from .errors import IndexFormatError, IndexNotFound, SemsearchError
 from .ingest import FileResult, RawRecord, Skipped, read_paths
 from .records import MergeGroup, Paper, merge, unmerged
-
-if TYPE_CHECKING:
-    import numpy as np
 
 #: 2 added the FTS5 table `papers_fts` to papers.sqlite; version 1 indexes must be rebuilt.
 FORMAT_VERSION = 2

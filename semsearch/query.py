@@ -324,8 +324,7 @@ class Index:
     def embed(self, texts: Sequence[str]) -> "np.ndarray":
         """Texts -> (len(texts), dim) float32 query vectors; raises QueryError on empty text."""
         for t in texts:
-            if not isinstance(t, str) or not t.strip():
-                raise QueryError("empty query: give some words to search for")
+            _check_text(t)
         vectors = self.embedder.encode(list(texts))
         if vectors.shape[1] != self.manifest.dim:
             raise ModelMismatch(_mismatch_message(self.manifest, self.embedder.name, vectors.shape[1]))
