@@ -124,6 +124,11 @@ def same_paper(c: float, title_a: str | None, title_b: str | None) -> bool:
     return c >= NEAR_DUPLICATE_CONTAINMENT or (c >= REWORDED_CONTAINMENT and titles_agree(title_a, title_b))
 
 
+def _text_key(text: str) -> bytes:
+    """16-byte digest of a text's normalised words: equal for the same text scraped twice."""
+    return hashlib.blake2b(" ".join(words(text)).encode(), digest_size=16).digest()
+
+
 def content_id(text: str) -> str:
     """Stable id for a paper with no arXiv id: 12 hex digits of SHA-256 of its words."""
     return hashlib.sha256(" ".join(words(text)).encode()).hexdigest()[:12]
@@ -149,26 +154,49 @@ class _UnionFind:
 def near_duplicate_pairs(texts: Sequence[str], threshold: float) -> list[tuple[float, int, int]]:
     """Pairs (containment, i, j), i < j, of texts sharing >= threshold of their 3-grams.
 
-    Candidates come from an inverted index of 3-grams, skipping boilerplate 3-grams, so the
-    cost grows with the number of pairs that share rare 3-grams, not with len(texts)**2.
+    3-grams are kept as sorted arrays of 64-bit hashes (Python's string hash, stable within the
+    process), ~8 bytes each. For each text, candidates are the later texts sharing one of its
+    3-grams that 2..COMMON texts contain (boilerplate 3-grams are skipped); only candidates
+    sharing at least half the threshold are checked exactly. Memory grows with the corpus's
+    3-grams (one pass, one text's candidates at a time), not with the number of pairs.
     """
-    sets = [shingles(t) for t in texts]
-    postings: dict[tuple[str, ...], list[int]] = defaultdict(list)
-    for i, s in enumerate(sets):
-        for g in s:
-            postings[g].append(i)
-    shared: Counter[tuple[int, int]] = Counter()
-    for ids in postings.values():
-        if 1 < len(ids) <= _COMMON_SHINGLE_POSTINGS:
-            for x in range(len(ids)):
-                for y in range(x + 1, len(ids)):
-                    shared[(ids[x], ids[y])] += 1
+    import numpy as np
+
+    sets = [np.unique(np.fromiter((hash(g) for g in shingles(t)), dtype=np.int64)) for t in texts]
+    n = len(sets)
+    if n < 2:
+        return []
+    sizes = np.array([len(x) for x in sets], dtype=np.int64)
+    offsets = np.r_[0, np.cumsum(sizes)]
+    grams = np.concatenate(sets)
+    docs = np.repeat(np.arange(n, dtype=np.int64), sizes)
+    order = np.argsort(grams, kind="stable")  # stable: docs stay ascending inside each 3-gram
+    sorted_docs = docs[order]
+    new_group = np.r_[True, grams[order][1:] != grams[order][:-1]]
+    group_of_sorted = np.cumsum(new_group) - 1
+    starts = np.flatnonzero(new_group)
+    counts = np.diff(np.r_[starts, len(grams)])
+    group_of = np.empty(len(grams), dtype=np.int64)
+    group_of[order] = group_of_sorted  # the group of each doc's own 3-grams, doc-major
+    useful = (counts > 1) & (counts <= _COMMON_SHINGLE_POSTINGS)
     pairs = []
-    for (i, j), count in shared.items():
-        if count / min(len(sets[i]), len(sets[j])) >= threshold * 0.5:
-            c = containment(sets[i], sets[j])
+    for a in range(n):
+        groups = group_of[offsets[a] : offsets[a + 1]]
+        groups = groups[useful[groups]]
+        if not len(groups):
+            continue
+        lengths = counts[groups]
+        # positions of every member of these groups, without a Python loop over groups
+        first = np.repeat(starts[groups] - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
+        members = sorted_docs[first + np.arange(lengths.sum())]
+        members = members[members > a]
+        if not len(members):
+            continue
+        others, shared = np.unique(members, return_counts=True)
+        for b in others[shared >= threshold * 0.5 * np.minimum(sizes[a], sizes[others])]:
+            c = len(np.intersect1d(sets[a], sets[b], assume_unique=True)) / min(sizes[a], sizes[b])
             if c >= threshold:
-                pairs.append((c, i, j))
+                pairs.append((float(c), int(a), int(b)))
     pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
     return pairs
 
@@ -192,10 +220,11 @@ def merge(records: Iterable[RawRecord]) -> Merged:
         arxiv[root] = ida or idb
         reasons[root] = reasons_ab
 
+    text_keys = [_text_key(r.abstract) for r in records]
     first_by_key: dict[object, int] = {}
     for i, r in enumerate(records):
         for key, why in (
-            (("text", tuple(words(r.abstract))), "same text"),
+            (("text", text_keys[i]), "same text"),
             (("arxiv", r.arxiv_id), "same arXiv id"),
             (("id", r.id), "same id"),
         ):
@@ -206,7 +235,7 @@ def merge(records: Iterable[RawRecord]) -> Merged:
             else:
                 first_by_key[key] = i
 
-    distinct = [i for i in range(len(records)) if first_by_key[("text", tuple(words(records[i].abstract)))] == i]
+    distinct = [i for i in range(len(records)) if first_by_key[("text", text_keys[i])] == i]
     for c, x, y in near_duplicate_pairs([records[i].abstract for i in distinct], REWORDED_CONTAINMENT):
         a, b = records[distinct[x]], records[distinct[y]]
         if same_paper(c, a.title, b.title):
