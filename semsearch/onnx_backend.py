@@ -49,6 +49,8 @@ INT8_PER_CHANNEL = True
 INT8_OPS = ("MatMul", "Gather")
 #: onnxruntime threads: one for a few texts (a query), BATCH_THREADS for more (a build).
 FEW_TEXTS, BATCH_THREADS = 8, 2
+#: Texts tokenised at a time by `OnnxEmbedder.encode` (bounds memory on large corpora).
+ENCODE_CHUNK = 2048
 _POOLING = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max"}
 
 
@@ -515,28 +517,31 @@ class OnnxEmbedder:
         threads = self.threads or (1 if len(texts) <= FEW_TEXTS else min(BATCH_THREADS, os.cpu_count() or 1))
         tok, session = self._load(threads)
         inputs = self.config["inputs"]
-        encodings = tok.encode_batch(texts)
-        lengths = np.array([len(e.ids) for e in encodings])
-        order = np.argsort(-lengths, kind="stable")  # longest first: the slowest batch shows in the bar early
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         bar = None
         if progress and len(texts) > PROGRESS_MIN_TEXTS:
             from tqdm import tqdm
 
             bar = tqdm(total=len(texts), desc="embedding", unit="text", file=sys.stderr)
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = int(lengths[rows].max())
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros_like(ids)
-            for i, r in enumerate(rows):
-                ids[i, : lengths[r]] = encodings[r].ids
-                mask[i, : lengths[r]] = 1
-            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = session.run(None, {k: feed[k] for k in inputs})[0]
-            out[rows] = _pool(hidden, mask, self.config["pooling"])
-            if bar is not None:
-                bar.update(len(rows))
+        # Tokenise a chunk at a time: tokenizers' Encoding objects cost ~100 bytes a token, so a
+        # whole large corpus at once would take gigabytes.
+        for chunk in range(0, len(texts), ENCODE_CHUNK):
+            encodings = tok.encode_batch(texts[chunk : chunk + ENCODE_CHUNK])
+            lengths = np.array([len(e.ids) for e in encodings])
+            order = np.argsort(-lengths, kind="stable")  # similar lengths together: little padding
+            for start in range(0, len(encodings), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                width = int(lengths[rows].max())
+                ids = np.zeros((len(rows), width), dtype=np.int64)
+                mask = np.zeros_like(ids)
+                for i, r in enumerate(rows):
+                    ids[i, : lengths[r]] = encodings[r].ids
+                    mask[i, : lengths[r]] = 1
+                feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+                hidden = session.run(None, {k: feed[k] for k in inputs})[0]
+                out[chunk + rows] = _pool(hidden, mask, self.config["pooling"])
+                if bar is not None:
+                    bar.update(len(rows))
         if bar is not None:
             bar.close()
         return out

@@ -224,3 +224,10 @@ def test_an_int8_index_needs_the_int8_query_model(onnx_int8, real_embedder, tmp_
     assert "shard" in (top.title or top.paper.abstract).lower()
     with pytest.raises(ModelMismatch):
         Index.open(path, embedder=real_embedder)
+
+
+@pytest.mark.slow
+def test_chunked_tokenisation_keeps_input_order(onnx_fp32, texts, monkeypatch):
+    whole = onnx_fp32.encode(texts)
+    monkeypatch.setattr(ob, "ENCODE_CHUNK", 7)  # several chunks, the last one partial
+    np.testing.assert_allclose(onnx_fp32.encode(texts), whole, atol=1e-5)
