@@ -10,7 +10,7 @@ from .errors import (  # noqa: E402
     QueryError,
     SemsearchError,
 )
-from .index import BuildSummary, build  # noqa: E402
+from .index import BuildSummary, add, build, remove  # noqa: E402
 from .query import Filters, Hit, Hits, Index, Neighbours, Papers  # noqa: E402
 from .records import Paper  # noqa: E402
 
@@ -30,5 +30,7 @@ __all__ = [
     "QueryError",
     "SemsearchError",
     "__version__",
+    "add",
     "build",
+    "remove",
 ]

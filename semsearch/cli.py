@@ -150,6 +150,44 @@ def _build_table(d: dict) -> Table:
 
 @app.command()
 @_fails_cleanly
+def add(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories of new abstracts.")],
+    index: IndexOpt = DEFAULT_INDEX,
+    columns: Annotated[
+        Optional[str], typer.Option("--columns", help="CSV/TSV columns for our fields: title=Title,abstract=Summary.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add papers to an index: merged with its records, only new texts embedded, replaced atomically.
+
+    Example: semsearch add new-papers.bib --index indexes/default
+    """
+    from .index import add as add_papers
+    from .ingest import parse_columns
+
+    d = add_papers(paths, index, progress=not as_json, columns=parse_columns(columns)).as_dict()
+    _emit(d, as_json, lambda: _build_table(d))
+
+
+@app.command()
+@_fails_cleanly
+def remove(
+    ids: Annotated[list[str], typer.Argument(help="Record ids or arXiv ids.")],
+    index: IndexOpt = DEFAULT_INDEX,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove papers from an index by record id or arXiv id, atomically.
+
+    Example: semsearch remove 2407.21783 --index indexes/default
+    """
+    from .index import remove as remove_papers
+
+    d = remove_papers(ids, index).as_dict()
+    _emit(d, as_json, lambda: f"removed {', '.join(d['removed'])}; {d['papers']} papers left in {d['index']}")
+
+
+@app.command()
+@_fails_cleanly
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
     k: KOpt = 10,

@@ -107,6 +107,8 @@ class BuildSummary:
     skipped: list[Skipped]
     seconds: float
     index_choice: dict = field(default_factory=dict)
+    embedded: int | None = None  # texts embedded by an update (the rest reused)
+    removed: list[str] = field(default_factory=list)
 
     @property
     def merged_records(self) -> int:
@@ -123,6 +125,8 @@ class BuildSummary:
             "skipped": [asdict(s) for s in self.skipped],
             "seconds": round(self.seconds, 3),
             "index_choice": self.index_choice,
+            "embedded": self.embedded,
+            "removed": self.removed,
         }
 
 
@@ -323,42 +327,220 @@ def build_records(
     staging = _Staging(target)  # fails now, before minutes of embedding, if unwritable
     try:
         merged = merge(raw) if dedupe else unmerged(raw)
-        embedder = embedder or make_embedder(model, backend)
+    except BaseException:
+        staging.abort()
+        raise
+    summary = _build_papers(
+        merged.papers, staging, embedder or make_embedder(model, backend), progress, cache, index_type,
+        target_recall, {"files": files or [], "records": len(raw), "merged_groups": len(merged.groups)},
+    )
+    summary.merged_groups = merged.groups
+    summary.records = len(raw)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _build_papers(
+    papers: Sequence[Paper],
+    staging: _Staging,
+    embedder: Embedder,
+    progress: bool,
+    cache: Path | None | bool,
+    index_type: str,
+    target_recall: float,
+    facts: dict,
+) -> BuildSummary:
+    """Embed `papers`, build their vector index and commit `staging` as the index directory."""
+    start = time.perf_counter()
+    try:
         cache_path = default_cache_path() if cache is True else (cache or None)
         if cache_path is not None:
             embedder = CachedEmbedder(embedder, cache_path)
-        vectors = embedder.encode([paper_text(p) for p in merged.papers], progress=progress)
+        vectors = embedder.encode([paper_text(p) for p in papers], progress=progress)
         vector_index, choice = build_vector_index(vectors, index_type, target_recall=target_recall)
         manifest = Manifest(
             model=embedder.name,
             model_fingerprint=embedder.fingerprint,
             dim=int(vectors.shape[1]),
-            count=len(merged.papers),
-            corpus_hash=corpus_hash(merged.papers),
+            count=len(papers),
+            corpus_hash=corpus_hash(papers),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             index_type=choice.type,
             index_params=choice.params,
-            build={
-                "files": files or [],
-                "records": len(raw),
-                "merged_groups": len(merged.groups),
-                "index_choice": choice.as_dict(),
-            },
+            build={**facts, "index_choice": choice.as_dict()},
         )
     except BaseException:
         staging.abort()
         raise
-    write_index(target, merged.papers, vector_index, manifest, staging)
+    write_index(staging.target, papers, vector_index, manifest, staging)
     return BuildSummary(
-        index=str(target),
-        files=files or [],
-        records=len(raw),
-        papers=len(merged.papers),
-        merged_groups=merged.groups,
+        index=str(staging.target),
+        files=facts.get("files", []),
+        records=len(papers),
+        papers=len(papers),
+        merged_groups=[],
         skipped=[],
         seconds=time.perf_counter() - start,
         index_choice=choice.as_dict(),
     )
+
+
+# --- incremental updates -----------------------------------------------------------------
+
+
+def as_records(paper: Paper) -> list[RawRecord]:
+    """A stored paper back as raw records (one per source, every version kept, its id as glue),
+    so that `merge` treats it as one unit when new records arrive."""
+    sources = list(paper.sources) or ["index:0"]
+    out = []
+    for k in range(max(len(sources), len(paper.versions))):
+        path, _, line = sources[k % len(sources)].rpartition(":")
+        out.append(
+            RawRecord(
+                paper.versions[k % len(paper.versions)],
+                path or sources[k % len(sources)],
+                int(line) if line.isdigit() else 0,
+                title=paper.title,
+                arxiv_id=paper.arxiv_id,
+                id=paper.id,
+                authors=paper.authors,
+                date=paper.date,
+                categories=paper.categories,
+            )
+        )
+    return out
+
+
+class _Reusing:
+    """An Embedder that serves known texts from an index's stored vectors and embeds only the rest."""
+
+    def __init__(self, inner: Embedder, known: dict[str, "object"]):
+        self.inner, self.name, self.known = inner, inner.name, known
+        self.embedded = 0
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False):
+        import numpy as np
+
+        missing = [t for t in dict.fromkeys(texts) if t not in self.known]
+        if missing:
+            self.known.update(zip(missing, self.inner.encode(missing, progress=progress)))
+            self.embedded = len(missing)
+        return np.vstack([self.known[t] for t in texts]).astype(np.float32) if texts else np.zeros((0, self.dim))
+
+
+def _open_for_update(target: Path, embedder: Embedder | None) -> tuple[Manifest, list[Paper], _Reusing]:
+    from .embed import query_embedder_for
+
+    recover(target)
+    manifest = Manifest.read(target)
+    store = PaperStore(target)
+    try:
+        papers = store.all()
+    finally:
+        store.close()
+    embedder = embedder or query_embedder_for(manifest.model, manifest.model_fingerprint)
+    if embedder.fingerprint != manifest.model_fingerprint:
+        raise SemsearchError(
+            f"{target}: built with {manifest.model} (weights {manifest.model_fingerprint}); update it with "
+            f"the same model, or rebuild it with `semsearch build`"
+        )
+    known = {}
+    if manifest.index_type == "flat":  # exact stored vectors: reuse them rather than re-embed
+        vectors = read_vectors(target, manifest)
+        known = {paper_text(p): vectors.reconstruct(row) for row, p in enumerate(papers)}
+    return manifest, papers, _Reusing(embedder, known)
+
+
+def add(
+    paths: Sequence[str | Path],
+    index: str | Path = DEFAULT_INDEX,
+    *,
+    embedder: Embedder | None = None,
+    progress: bool = False,
+    cache: Path | None | bool = True,
+    columns: dict[str, str] | None = None,
+) -> BuildSummary:
+    """Add the papers in `paths` to an existing index, merged against its records.
+
+    A new version of a known paper updates that record (same id); only new or changed texts are
+    embedded (stored vectors of a Flat index, then the embedding cache, serve the rest). The
+    index directory is rewritten atomically: a crash at any point leaves the previous index, and
+    readers that have it open keep working. The vector structure is rebuilt from the vectors
+    (cheap for Flat; IVF/HNSW are re-tuned).
+
+    Raises:
+        CorpusError: a bad input file (nothing changes); IndexNotFound / IndexFormatError;
+        SemsearchError: the update would need another model.
+    """
+    start = time.perf_counter()
+    target = Path(index)
+    manifest, papers, reusing = _open_for_update(target, embedder)
+    results = read_paths(paths, columns)
+    new = [r for f in results for r in f.records]
+    files = [{"path": f.path, "format": f.format, "records": len(f.records), "skipped": len(f.skipped)} for f in results]
+    staging = _Staging(target)
+    try:
+        merged = merge([r for p in papers for r in as_records(p)] + new)
+    except BaseException:
+        staging.abort()
+        raise
+    summary = _build_papers(
+        merged.papers, staging, reusing, progress, cache, "auto", manifest.build.get("index_choice", {}).get(
+            "target_recall", TARGET_RECALL), {"files": manifest.build.get("files", []) + files,
+                                              "records": manifest.build.get("records", 0) + len(new)},
+    )
+    summary.files, summary.records = files, len(new)
+    added = {f"{r.source}:{r.line}" for r in new}
+    summary.merged_groups = [g for g in merged.groups if added & set(g.sources)]
+    summary.skipped = [s for f in results for s in f.skipped]
+    summary.embedded = reusing.embedded
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def remove(ids: Sequence[str], index: str | Path = DEFAULT_INDEX, *, embedder: Embedder | None = None) -> BuildSummary:
+    """Remove papers (by record id or arXiv id) from an index, atomically; raises QueryError for an
+    unknown id (nothing changes)."""
+    from .errors import QueryError
+    from .ingest import normalize_arxiv_id
+
+    start = time.perf_counter()
+    target = Path(index)
+    manifest, papers, reusing = _open_for_update(target, embedder)
+    wanted = set(ids)
+    for i in ids:
+        try:
+            wanted.add(normalize_arxiv_id(i))
+        except ValueError:
+            pass
+    keep = [p for p in papers if p.id not in wanted and (p.arxiv_id or "") not in wanted]
+    found = {p.id for p in papers} - {p.id for p in keep}
+    unknown = [i for i in ids if not any(i == p.id or _same_arxiv(i, p) for p in papers)]
+    if unknown:
+        raise QueryError(f"no paper with id {unknown[0]!r} in {target}: see `semsearch papers`")
+    if not keep:
+        raise QueryError(f"removing {len(found)} papers would leave {target} empty: delete the directory instead")
+    summary = _build_papers(keep, _Staging(target), reusing, False, False, "auto", TARGET_RECALL, manifest.build)
+    summary.seconds = time.perf_counter() - start
+    summary.removed = sorted(found)
+    return summary
+
+
+def _same_arxiv(ref: str, paper: Paper) -> bool:
+    from .ingest import normalize_arxiv_id
+
+    try:
+        return paper.arxiv_id is not None and normalize_arxiv_id(ref) == paper.arxiv_id
+    except ValueError:
+        return False
 
 
 # --- reading -----------------------------------------------------------------------------

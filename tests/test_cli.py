@@ -24,6 +24,7 @@ def fake_model(monkeypatch):
 
     monkeypatch.setattr("semsearch.index.make_embedder", lambda model=None, backend="auto": conftest.FakeEmbedder())
     monkeypatch.setattr("semsearch.query.query_embedder_for", lambda model, fingerprint: conftest.FakeEmbedder())
+    monkeypatch.setattr("semsearch.embed.query_embedder_for", lambda model, fingerprint: conftest.FakeEmbedder())
 
 
 def run(*args):
@@ -143,3 +144,16 @@ def test_query_errors_exit_1_with_one_line(tmp_path, fake_model, args, message):
     run("build", ROOT / "corpus", "--index", idx)
     code, _, err = run(*args, "--index", idx)
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_add_and_remove_json(tmp_path, fake_model):
+    idx = tmp_path / "idx"
+    run("build", ROOT / "corpus", "--index", idx)
+    f = tmp_path / "new.jsonl"
+    f.write_text(json.dumps({"title": "Fresh", "abstract": " ".join(["sharding embedding tables"] * 10)}) + "\n")
+    code, out, _ = run("add", f, "--index", idx, "--json")
+    assert code == 0 and json.loads(out)["papers"] == 26 and json.loads(out)["embedded"] == 1
+    code, out, _ = run("remove", "2407.21783", "--index", idx, "--json")
+    assert code == 0 and json.loads(out)["removed"] == ["2407.21783"] and json.loads(out)["papers"] == 25
+    code, _, err = run("remove", "no-such-id", "--index", idx)
+    assert code == 1 and "no paper with id 'no-such-id'" in err
