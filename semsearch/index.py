@@ -107,12 +107,14 @@ class BuildSummary:
     skipped: list[Skipped]
     seconds: float
     index_choice: dict = field(default_factory=dict)
+    papers_before: int = 0  # papers the index held before an update
     embedded: int | None = None  # texts embedded by an update (the rest reused)
     removed: list[str] = field(default_factory=list)
 
     @property
     def merged_records(self) -> int:
-        return self.records - self.papers
+        """Records that joined another record or a stored paper instead of making a new paper."""
+        return self.records - (self.papers - self.papers_before)
 
     def as_dict(self) -> dict:
         return {
@@ -497,7 +499,7 @@ def add(
             "target_recall", TARGET_RECALL), {"files": manifest.build.get("files", []) + files,
                                               "records": manifest.build.get("records", 0) + len(new)},
     )
-    summary.files, summary.records = files, len(new)
+    summary.files, summary.records, summary.papers_before = files, len(new), len(papers)
     added = {f"{r.source}:{r.line}" for r in new}
     summary.merged_groups = [g for g in merged.groups if added & set(g.sources)]
     summary.skipped = [s for f in results for s in f.skipped]

@@ -84,10 +84,6 @@ class Merged:
     papers: list[Paper]
     groups: list[MergeGroup] = field(default_factory=list)
 
-    @property
-    def merged_records(self) -> int:
-        return sum(len(g.sources) - 1 for g in self.groups)
-
 
 def words(text: str) -> list[str]:
     """Lower-case alphanumeric words; hyphenated words are joined (`hardware-accelerated`)."""

@@ -90,3 +90,24 @@ def real_index_path(tmp_path_factory, real_embedder) -> Path:
     path = tmp_path_factory.mktemp("real") / "index"
     build([CORPUS], path, embedder=real_embedder)
     return path
+
+
+def run_killed_while_writing(call: str) -> int:
+    """Run `semsearch.index.<call>` in a new process that SIGKILLs itself right after writing the
+    new vectors file (mid-update); returns the exit status (-9)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from tests.conftest import FakeEmbedder\n"
+        "import semsearch.index as ix\n"
+        "real = ix._write_vectors\n"
+        "def dying(path, vectors):\n"
+        "    real(path, vectors)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "ix._write_vectors = dying\n"
+        f"ix.{call}\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from semsearch import Index, build
 from semsearch.errors import CorpusError, IndexFormatError, IndexNotFound, ModelMismatch, SemsearchError
 from semsearch.index import FILES, MANIFEST, PAPERS, VECTORS, Manifest
 
-from .conftest import CORPUS, ROOT, FakeEmbedder
+from .conftest import CORPUS, FakeEmbedder, run_killed_while_writing
 
 
 def test_build_writes_exactly_the_index_files(seed_index_path):
@@ -58,20 +56,7 @@ def test_killed_build_leaves_previous_index_usable(tmp_path, fake):
     build([CORPUS], target, embedder=fake)
     before = Manifest.read(target)
     # A real process killed with SIGKILL while it writes the new index's files.
-    code = (
-        "import os, signal, sys\n"
-        "sys.path.insert(0, %r)\n"
-        "from tests.conftest import FakeEmbedder\n"
-        "import semsearch.index as ix\n"
-        "real = ix._write_vectors\n"
-        "def dying(path, vectors):\n"
-        "    real(path, vectors)\n"
-        "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "ix._write_vectors = dying\n"
-        "ix.build([%r], %r, embedder=FakeEmbedder(seed='v2'))\n"
-    ) % (str(ROOT), str(CORPUS), str(target))
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT)
-    assert proc.returncode == -9
+    assert run_killed_while_writing(f"build([{str(CORPUS)!r}], {str(target)!r}, embedder=FakeEmbedder(seed='v2'))") == -9
     assert Manifest.read(target) == before
     with Index.open(target, embedder=fake) as idx:
         assert idx.search("quantization", k=1)[0].score > 0

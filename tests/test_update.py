@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from semsearch import Index, QueryError, add, build, remove
 from semsearch.index import Manifest
 
-from .conftest import CORPUS, ROOT, FakeEmbedder
+from .conftest import CORPUS, FakeEmbedder, run_killed_while_writing
 from .test_ingest import ABSTRACT, OTHER
 
 
@@ -29,7 +27,7 @@ def test_add_new_papers_embeds_only_them_and_keeps_ids(seed_copy, tmp_path):
     f.write_text(json.dumps({"title": "New one", "abstract": ABSTRACT}) + "\n" + json.dumps({"abstract": OTHER}) + "\n")
     fake = FakeEmbedder()
     s = add([f], seed_copy, embedder=fake, cache=False)
-    assert s.embedded == 2 and s.papers == 27
+    assert s.embedded == 2 and s.papers == 27 and s.merged_records == 0
     with Index.open(seed_copy, embedder=FakeEmbedder()) as idx:
         after = {p.id: p for p in idx.papers()}
         assert set(before) < set(after)
@@ -43,7 +41,7 @@ def test_a_new_version_of_a_known_paper_updates_that_record(seed_copy, tmp_path)
     f = tmp_path / "v3.jsonl"
     f.write_text(json.dumps({"abstract": flex.abstract + " We also release the code."}) + "\n")
     s = add([f], seed_copy, embedder=FakeEmbedder(), cache=False)
-    assert s.papers == 25 and s.embedded == 1
+    assert s.papers == 25 and s.embedded == 1 and s.merged_records == 1  # joined the stored FlexShard
     with Index.open(seed_copy, embedder=FakeEmbedder()) as idx:
         _, updated = idx.resolve(flex.id)
     assert len(updated.versions) == len(flex.versions) + 1 and updated.abstract.endswith("release the code.")
@@ -71,19 +69,7 @@ def test_killed_add_leaves_the_previous_index_usable(seed_copy, tmp_path):
     before = Manifest.read(seed_copy)
     f = tmp_path / "new.jsonl"
     f.write_text(json.dumps({"abstract": ABSTRACT}) + "\n")
-    code = (
-        "import os, signal, sys\n"
-        f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from tests.conftest import FakeEmbedder\n"
-        "import semsearch.index as ix\n"
-        "real = ix._write_vectors\n"
-        "def dying(path, vectors):\n"
-        "    real(path, vectors)\n"
-        "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "ix._write_vectors = dying\n"
-        f"ix.add([{str(f)!r}], {str(seed_copy)!r}, embedder=FakeEmbedder(), cache=False)\n"
-    )
-    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == -9
+    assert run_killed_while_writing(f"add([{str(f)!r}], {str(seed_copy)!r}, embedder=FakeEmbedder(), cache=False)") == -9
     assert Manifest.read(seed_copy) == before
     with Index.open(seed_copy, embedder=FakeEmbedder()) as idx:
         assert len(idx.search("quantization", k=3)) == 3
