@@ -15,7 +15,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -29,7 +29,11 @@ from .ingest import FileResult, RawRecord, Skipped, read_paths
 from .records import MergeGroup, Paper, merge, unmerged
 
 #: 2 added the FTS5 table `papers_fts` to papers.sqlite; version 1 indexes must be rebuilt.
-FORMAT_VERSION = 2
+#: 3 added in-place updates: FAISS rows of removed or changed papers are retired (listed in
+#: `retired_rows`, never returned) rather than rebuilt away. A version-2 index is a version-3
+#: index with no retired rows, so both are read.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)
 MANIFEST, VECTORS, PAPERS = "manifest.json", "vectors.faiss", "papers.sqlite"
 FILES = (MANIFEST, VECTORS, PAPERS)
 DEFAULT_INDEX = Path("indexes") / "default"
@@ -56,6 +60,8 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     semsearch_version: str = __version__
     build: dict = field(default_factory=dict)
+    rows: int | None = None  # FAISS rows, retired ones included (None: `count`, none retired)
+    retired: int = 0
 
     @classmethod
     def read(cls, directory: Path) -> "Manifest":
@@ -77,7 +83,7 @@ class Manifest:
                 f"{path}: format version {version} is newer than this semsearch reads ({FORMAT_VERSION}); "
                 "upgrade semsearch"
             )
-        if isinstance(version, int) and version < FORMAT_VERSION:
+        if isinstance(version, int) and version not in READABLE_VERSIONS and version < FORMAT_VERSION:
             raise IndexFormatError(
                 f"{path}: format version {version} is older than this semsearch reads ({FORMAT_VERSION}); "
                 f"rebuild it with `semsearch build ... --index {directory}`"
@@ -89,7 +95,15 @@ class Manifest:
             raise IndexFormatError(f"{path}: {exc}; rebuild the index") from None
         if not (isinstance(manifest.dim, int) and isinstance(manifest.count, int) and manifest.dim > 0):
             raise IndexFormatError(f"{path}: 'dim' and 'count' must be integers; rebuild the index")
+        if not (isinstance(manifest.vector_rows, int) and isinstance(manifest.retired, int)
+                and manifest.vector_rows == manifest.count + manifest.retired):
+            raise IndexFormatError(f"{path}: 'rows' must be 'count' + 'retired'; rebuild the index")
         return manifest
+
+    @property
+    def vector_rows(self) -> int:
+        """Rows in vectors.faiss: the papers' plus retired ones."""
+        return self.count if self.rows is None else self.rows
 
     def write(self, directory: Path) -> None:
         (directory / MANIFEST).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -143,6 +157,11 @@ def corpus_hash(papers: Iterable[Paper]) -> str:
     return h.hexdigest()[:16]
 
 
+def _values(paper: Paper) -> tuple:
+    """A paper's _COLUMNS values as stored (lists as JSON)."""
+    return tuple(json.dumps(list(getattr(paper, c))) if c in _JSON_COLUMNS else getattr(paper, c) for c in _COLUMNS)
+
+
 def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
     con = sqlite3.connect(path)
     try:
@@ -154,10 +173,7 @@ def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
         con.execute("CREATE INDEX papers_arxiv ON papers(arxiv_id)")
         con.executemany(
             f"INSERT INTO papers (row, {', '.join(_COLUMNS)}) VALUES (?{', ?' * len(_COLUMNS)})",
-            (
-                (row, *(json.dumps(list(getattr(p, c))) if c in _JSON_COLUMNS else getattr(p, c) for c in _COLUMNS))
-                for row, p in enumerate(papers)
-            ),
+            ((row, *_values(p)) for row, p in enumerate(papers)),
         )
         lexical.create(con)
         con.commit()
@@ -365,11 +381,13 @@ def _build_papers(
             model_fingerprint=embedder.fingerprint,
             dim=int(vectors.shape[1]),
             count=len(papers),
+            rows=len(papers),
             corpus_hash=corpus_hash(papers),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             index_type=choice.type,
             index_params=choice.params,
-            build={**facts, "index_choice": choice.as_dict()},
+            build={**facts, "index_choice": choice.as_dict(), "rows_at_build": len(papers),
+                   "requested_index_type": index_type},
         )
     except BaseException:
         staging.abort()
@@ -388,6 +406,13 @@ def _build_papers(
 
 
 # --- incremental updates -----------------------------------------------------------------
+
+#: An update rebuilds the whole index (re-trained, re-tuned, retired rows dropped) instead of
+#: changing it in place once retired rows exceed this fraction of the FAISS rows ...
+RETIRED_MAX = 0.25
+#: ... or once an approximate index holds this many times the rows it was trained and tuned on
+#: (IVF centroids and the tuned nprobe/efSearch describe the corpus they were measured on).
+GROWTH_MAX = 1.5
 
 
 def as_records(paper: Paper) -> list[RawRecord]:
@@ -413,6 +438,44 @@ def as_records(paper: Paper) -> list[RawRecord]:
     return out
 
 
+@dataclass
+class UpdatePlan:
+    """How the papers of an index change: which FAISS rows stay, change in place, retire or arrive.
+
+    A paper whose embedded text is unchanged keeps its row (its record may still change, e.g. a
+    new source); a paper with new text, or a new paper, gets a new row; the rows of papers that
+    left (removed, or merged into another) and of replaced texts are retired.
+    """
+
+    unchanged: int = 0
+    update: list[tuple[int, Paper]] = field(default_factory=list)
+    retire: list[int] = field(default_factory=list)
+    append: list[Paper] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.update or self.retire or self.append)
+
+
+def plan_update(stored: Sequence[tuple[int, Paper]], papers: Sequence[Paper]) -> UpdatePlan:
+    """Compare stored (row, paper) pairs with the papers the index should now hold, by id."""
+    plan = UpdatePlan()
+    old = {p.id: (row, p) for row, p in stored}
+    for paper in papers:
+        row, before = old.pop(paper.id, (None, None))
+        if before is None:
+            plan.append.append(paper)
+        elif before == paper:
+            plan.unchanged += 1
+        elif paper_text(before) == paper_text(paper):
+            plan.update.append((row, paper))
+        else:
+            plan.retire.append(row)
+            plan.append.append(paper)
+    plan.retire.extend(row for row, _ in old.values())
+    plan.retire.sort()
+    return plan
+
+
 class _Reusing:
     """An Embedder that serves known texts from an index's stored vectors and embeds only the rest."""
 
@@ -434,18 +497,27 @@ class _Reusing:
         missing = [t for t in dict.fromkeys(texts) if t not in self.known]
         if missing:
             self.known.update(zip(missing, self.inner.encode(missing, progress=progress)))
-            self.embedded = len(missing)
-        return np.vstack([self.known[t] for t in texts]).astype(np.float32) if texts else np.zeros((0, self.dim))
+            self.embedded += len(missing)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.vstack([self.known[t] for t in texts]).astype(np.float32)
 
 
-def _open_for_update(target: Path, embedder: Embedder | None) -> tuple[Manifest, list[Paper], _Reusing]:
+@dataclass
+class _Opened:
+    manifest: Manifest
+    stored: list[tuple[int, Paper]]
+    embedder: Embedder
+
+
+def _open_for_update(target: Path, embedder: Embedder | None) -> _Opened:
     from .embed import query_embedder_for
 
     recover(target)
     manifest = Manifest.read(target)
     store = PaperStore(target)
     try:
-        papers = store.all()
+        stored = store.rows_and_papers()
     finally:
         store.close()
     embedder = embedder or query_embedder_for(manifest.model, manifest.model_fingerprint)
@@ -454,11 +526,143 @@ def _open_for_update(target: Path, embedder: Embedder | None) -> tuple[Manifest,
             f"{target}: built with {manifest.model} (weights {manifest.model_fingerprint}); update it with "
             f"the same model, or rebuild it with `semsearch build`"
         )
-    known = {}
-    if manifest.index_type == "flat":  # exact stored vectors: reuse them rather than re-embed
-        vectors = read_vectors(target, manifest)
-        known = {paper_text(p): vectors.reconstruct(row) for row, p in enumerate(papers)}
-    return manifest, papers, _Reusing(embedder, known)
+    return _Opened(manifest, stored, embedder)
+
+
+def _rebuild_reason(manifest: Manifest, plan: UpdatePlan) -> str | None:
+    """Why this update should rebuild the index rather than change it in place (None: it should not)."""
+    rows = manifest.vector_rows + len(plan.append)
+    retired = manifest.retired + len(plan.retire)
+    if retired > RETIRED_MAX * rows:
+        return f"{retired} of {rows} rows would be retired (more than {RETIRED_MAX:.0%})"
+    trained = manifest.build.get("rows_at_build", manifest.vector_rows)
+    if manifest.index_type != "flat" and rows > GROWTH_MAX * trained:
+        return f"{rows} rows, {rows / trained:.1f}x the {trained} the {manifest.index_type} index was tuned on"
+    return None
+
+
+def _apply(
+    target: Path,
+    opened: _Opened,
+    papers: Sequence[Paper],
+    *,
+    progress: bool,
+    cache: Path | None | bool,
+    facts: dict,
+) -> BuildSummary:
+    """Make the index at `target` hold `papers`: in place when it can, else by a full rebuild."""
+    start = time.perf_counter()
+    manifest = opened.manifest
+    plan = plan_update(opened.stored, papers)
+    reason = _rebuild_reason(manifest, plan)
+    cache_path = default_cache_path() if cache is True else (cache or None)
+    reusing = _Reusing(CachedEmbedder(opened.embedder, cache_path) if cache_path else opened.embedder, {})
+    if not plan:
+        summary = _summary(target, len(papers), {"update": "nothing changed"}, start)
+    elif reason is None:
+        summary = _update_in_place(target, opened, plan, papers, reusing, progress, facts)
+    else:
+        if manifest.index_type == "flat":  # exact stored vectors: reuse them rather than re-embed
+            vectors = read_vectors(target, manifest)
+            reusing.known.update((paper_text(p), vectors.reconstruct(row)) for row, p in opened.stored)
+        target_recall = manifest.build.get("index_choice", {}).get("target_recall", TARGET_RECALL)
+        kind = manifest.build.get("requested_index_type", "auto")
+        kept = {k: v for k, v in manifest.build.items() if k not in ("index_choice", "rows_at_build", "updates")}
+        summary = _build_papers(
+            papers, _Staging(target), reusing, progress, False, kind, target_recall, {**kept, **facts}
+        )
+        summary.index_choice["update"] = f"rebuilt: {reason}"
+    summary.embedded = reusing.embedded
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _summary(target: Path, papers: int, choice: dict, start: float) -> BuildSummary:
+    return BuildSummary(str(target), [], papers, papers, [], [], time.perf_counter() - start, choice)
+
+
+def _update_in_place(
+    target: Path,
+    opened: _Opened,
+    plan: UpdatePlan,
+    papers: Sequence[Paper],
+    embedder: "_Reusing",
+    progress: bool,
+    facts: dict,
+) -> BuildSummary:
+    """Copy the index into staging, retire/update/append rows there, and swap it in."""
+    import numpy as np
+
+    start = time.perf_counter()
+    manifest = opened.manifest
+    vectors = embedder.encode([paper_text(p) for p in plan.append], progress=progress)
+    first = manifest.vector_rows
+    new_rows = np.arange(first, first + len(plan.append), dtype=np.int64)
+    staging = _Staging(target)
+    try:
+        if len(plan.append):
+            index = read_vectors(target, manifest)
+            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), new_rows)
+            _write_vectors(staging.path / VECTORS, index)
+            del index
+        else:
+            os.link(target / VECTORS, staging.path / VECTORS)  # unchanged: files are never written in place
+        shutil.copyfile(target / PAPERS, staging.path / PAPERS)
+        _update_papers(staging.path / PAPERS, plan, [int(r) for r in new_rows])
+        by_row = dict(opened.stored)
+        for row in plan.retire:
+            by_row.pop(row)
+        by_row.update(plan.update)
+        by_row.update(zip((int(r) for r in new_rows), plan.append))
+        live = [by_row[r] for r in sorted(by_row)]
+        step = {
+            "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "appended": len(plan.append),
+            "retired": len(plan.retire),
+            "updated": len(plan.update),
+        }
+        updated = replace(
+            manifest,
+            count=len(live),
+            rows=first + len(plan.append),
+            retired=manifest.retired + len(plan.retire),
+            corpus_hash=corpus_hash(live),
+            format_version=FORMAT_VERSION,
+            semsearch_version=__version__,
+            build={**manifest.build, **facts, "updates": [*manifest.build.get("updates", []), step]},
+        )
+        updated.write(staging.path)
+        staging.commit()
+    except BaseException:
+        staging.abort()
+        raise
+    choice = {**manifest.build.get("index_choice", {}), "update": "in place", **step}
+    return _summary(target, len(papers), choice, start)
+
+
+def _update_papers(path: Path, plan: UpdatePlan, new_rows: Sequence[int]) -> None:
+    """Apply `plan` to a copy of papers.sqlite: FTS entries follow their rows."""
+    con = sqlite3.connect(path)
+    try:
+        con.execute("CREATE TABLE IF NOT EXISTS retired_rows (row INTEGER PRIMARY KEY)")
+        for row in plan.retire:
+            lexical.forget(con, row)
+            con.execute("DELETE FROM papers WHERE row = ?", (row,))
+        con.executemany("INSERT INTO retired_rows (row) VALUES (?)", ((r,) for r in plan.retire))
+        for row, paper in plan.update:  # same title and abstract: the FTS entry stays right
+            con.execute(
+                f"UPDATE papers SET {', '.join(f'{c} = ?' for c in _COLUMNS)} WHERE row = ?",
+                (*_values(paper), row),
+            )
+        con.executemany(
+            f"INSERT INTO papers (row, {', '.join(_COLUMNS)}) VALUES (?{', ?' * len(_COLUMNS)})",
+            ((row, *_values(p)) for row, p in zip(new_rows, plan.append)),
+        )
+        for row in new_rows:
+            lexical.index_row(con, row)
+        con.commit()
+    finally:
+        con.close()
 
 
 def add(
@@ -473,10 +677,11 @@ def add(
     """Add the papers in `paths` to an existing index, merged against its records.
 
     A new version of a known paper updates that record (same id); only new or changed texts are
-    embedded (stored vectors of a Flat index, then the embedding cache, serve the rest). The
-    index directory is rewritten atomically: a crash at any point leaves the previous index, and
-    readers that have it open keep working. The vector structure is rebuilt from the vectors
-    (cheap for Flat; IVF/HNSW are re-tuned).
+    embedded. The index is changed in place for every index type — new rows are added to the
+    FAISS structure, rows of replaced texts are retired — unless the update crosses RETIRED_MAX
+    or GROWTH_MAX, when it is rebuilt and re-tuned. Either way the directory is swapped
+    atomically: a crash at any point leaves the previous index, and readers that have it open
+    keep working.
 
     Raises:
         CorpusError: a bad input file (nothing changes); IndexNotFound / IndexFormatError;
@@ -484,65 +689,55 @@ def add(
     """
     start = time.perf_counter()
     target = Path(index)
-    manifest, papers, reusing = _open_for_update(target, embedder)
+    opened = _open_for_update(target, embedder)
     results = read_paths(paths, columns)
     new = [r for f in results for r in f.records]
     files = [{"path": f.path, "format": f.format, "records": len(f.records), "skipped": len(f.skipped)} for f in results]
-    staging = _Staging(target)
-    try:
-        merged = merge([r for p in papers for r in as_records(p)] + new)
-    except BaseException:
-        staging.abort()
-        raise
-    summary = _build_papers(
-        merged.papers, staging, reusing, progress, cache, "auto", manifest.build.get("index_choice", {}).get(
-            "target_recall", TARGET_RECALL), {"files": manifest.build.get("files", []) + files,
-                                              "records": manifest.build.get("records", 0) + len(new)},
-    )
-    summary.files, summary.records, summary.papers_before = files, len(new), len(papers)
+    merged = merge([r for _, p in opened.stored for r in as_records(p)] + new)
+    facts = {"files": opened.manifest.build.get("files", []) + files,
+             "records": opened.manifest.build.get("records", 0) + len(new)}
+    summary = _apply(target, opened, merged.papers, progress=progress, cache=cache, facts=facts)
+    summary.files, summary.records, summary.papers_before = files, len(new), len(opened.stored)
     added = {f"{r.source}:{r.line}" for r in new}
     summary.merged_groups = [g for g in merged.groups if added & set(g.sources)]
     summary.skipped = [s for f in results for s in f.skipped]
-    summary.embedded = reusing.embedded
     summary.seconds = time.perf_counter() - start
     return summary
 
 
 def remove(ids: Sequence[str], index: str | Path = DEFAULT_INDEX, *, embedder: Embedder | None = None) -> BuildSummary:
     """Remove papers (by record id or arXiv id) from an index, atomically; raises QueryError for an
-    unknown id (nothing changes)."""
+    unknown id (nothing changes). Their FAISS rows are retired (see `add`)."""
     from .errors import QueryError
-    from .ingest import normalize_arxiv_id
 
     start = time.perf_counter()
     target = Path(index)
-    manifest, papers, reusing = _open_for_update(target, embedder)
-    wanted = set(ids)
-    for i in ids:
-        try:
-            wanted.add(normalize_arxiv_id(i))
-        except ValueError:
-            pass
-    keep = [p for p in papers if p.id not in wanted and (p.arxiv_id or "") not in wanted]
-    found = {p.id for p in papers} - {p.id for p in keep}
-    unknown = [i for i in ids if not any(i == p.id or _same_arxiv(i, p) for p in papers)]
-    if unknown:
-        raise QueryError(f"no paper with id {unknown[0]!r} in {target}: see `semsearch papers`")
+    opened = _open_for_update(target, embedder)
+    papers = [p for _, p in opened.stored]
+    by_ref = {p.id: p.id for p in papers} | {p.arxiv_id: p.id for p in papers if p.arxiv_id}
+    gone = set()
+    for ref in ids:
+        found = by_ref.get(ref) or by_ref.get(_arxiv_or_none(ref) or "")
+        if found is None:
+            raise QueryError(f"no paper with id {ref!r} in {target}: see `semsearch papers`")
+        gone.add(found)
+    keep = [p for p in papers if p.id not in gone]
     if not keep:
-        raise QueryError(f"removing {len(found)} papers would leave {target} empty: delete the directory instead")
-    summary = _build_papers(keep, _Staging(target), reusing, False, False, "auto", TARGET_RECALL, manifest.build)
+        raise QueryError(f"removing {len(papers)} papers would leave {target} empty: delete the directory instead")
+    summary = _apply(target, opened, keep, progress=False, cache=False, facts={})
+    summary.papers_before = len(papers)
+    summary.removed = sorted(gone)
     summary.seconds = time.perf_counter() - start
-    summary.removed = sorted(found)
     return summary
 
 
-def _same_arxiv(ref: str, paper: Paper) -> bool:
+def _arxiv_or_none(ref: str) -> str | None:
     from .ingest import normalize_arxiv_id
 
     try:
-        return paper.arxiv_id is not None and normalize_arxiv_id(ref) == paper.arxiv_id
+        return normalize_arxiv_id(ref)
     except ValueError:
-        return False
+        return None
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -589,6 +784,25 @@ class PaperStore:
     def all(self) -> list[Paper]:
         return [p for _, p in self._select("ORDER BY row")]
 
+    def rows_and_papers(self) -> list[tuple[int, Paper]]:
+        """Every (row, paper), in row order."""
+        return self._select("ORDER BY row")
+
+    def rows(self) -> list[int]:
+        """Rows of every paper, in order (FAISS may hold retired rows besides these)."""
+        return self.rows_where("1", ())
+
+    def retired(self) -> list[int]:
+        """FAISS rows retired by updates: never to be returned (empty for a fresh build)."""
+        try:
+            return [int(r) for (r,) in self._con.execute("SELECT row FROM retired_rows ORDER BY row")]
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise IndexFormatError(f"{self.path}: {exc}; rebuild the index") from None
+        except sqlite3.DatabaseError as exc:
+            raise IndexFormatError(f"{self.path}: {exc}; rebuild the index") from None
+
     def find(self, column: str, value: str) -> list[tuple[int, Paper]]:
         assert column in ("id", "arxiv_id")
         return self._select(f"WHERE {column} = ?", (value,))
@@ -625,9 +839,9 @@ def read_vectors(directory: Path, manifest: Manifest):
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
         raise IndexFormatError(f"{path}: damaged FAISS file ({reason}); rebuild the index") from None
     set_search_params(index, manifest.index_params)
-    if index.d != manifest.dim or index.ntotal != manifest.count:
+    if index.d != manifest.dim or index.ntotal != manifest.vector_rows:
         raise IndexFormatError(
-            f"{path}: holds {index.ntotal} vectors of dim {index.d}, manifest says {manifest.count} of dim "
+            f"{path}: holds {index.ntotal} vectors of dim {index.d}, manifest says {manifest.vector_rows} of dim "
             f"{manifest.dim}; rebuild the index"
         )
     return index

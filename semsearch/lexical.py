@@ -48,3 +48,17 @@ def search(
         f"WHERE {where} ORDER BY s DESC, rowid LIMIT ?"
     )
     return [(int(r), float(s)) for r, s in con.execute(sql, (*args, k))]
+
+
+def forget(con: sqlite3.Connection, row: int) -> None:
+    """Drop `row` from `papers_fts` (call before its `papers` row is deleted or changed)."""
+    con.execute(
+        "INSERT INTO papers_fts(papers_fts, rowid, title, abstract) "
+        "SELECT 'delete', row, title, abstract FROM papers WHERE row = ?",
+        (row,),
+    )
+
+
+def index_row(con: sqlite3.Connection, row: int) -> None:
+    """Add `papers` row `row` to `papers_fts` (after it is inserted)."""
+    con.execute("INSERT INTO papers_fts(rowid, title, abstract) SELECT row, title, abstract FROM papers WHERE row = ?", (row,))

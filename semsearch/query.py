@@ -284,6 +284,7 @@ class Index:
         self._vectors = vectors
         self._store = store
         self._embedder = embedder
+        self._retired = store.retired() if manifest.retired else []  # rows left by in-place updates
 
     @classmethod
     def open(
@@ -396,24 +397,32 @@ class Index:
     def search_vectors(
         self, vectors: "np.ndarray", k: int = 10, *, rows: Sequence[int] | None = None, exclude: Sequence[int] = ()
     ) -> Neighbours:
-        """Exact inner-product search for (n, dim) float32 L2-normalised `vectors`; never loads a model.
+        """Inner-product search for (n, dim) float32 L2-normalised `vectors` (exact on a Flat index,
+        else at the tuned search effort); never loads a model.
 
         Args:
             rows: search only these index rows (a filter applied inside FAISS, so k still come back).
             exclude: never return these rows.
         """
-        import faiss
         import numpy as np
 
         _check_k(k)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.manifest.dim:
             raise QueryError(f"query vectors must have shape (n, {self.manifest.dim}), got {vectors.shape}")
+        if rows is None and self._retired:  # a filter's rows are live already
+            exclude = list(exclude) + self._retired
+        return self._search(vectors, k, rows, exclude)
+
+    def _search(self, vectors: "np.ndarray", k: int, rows: Sequence[int] | None, exclude: Sequence[int]) -> Neighbours:
+        import faiss
+        import numpy as np
+
         approximate = self.manifest.index_type != "flat"
         if rows is not None and approximate and (len(rows) <= EXACT_FILTER_MAX or not supports_selector(self._vectors)):
             return self._exact(vectors, k, rows, exclude)
         if not supports_selector(self._vectors) and len(exclude):
-            found = self.search_vectors(vectors, k + len(exclude), rows=rows)  # then drop the excluded
+            found = self._search(vectors, k + len(exclude), rows, ())  # then drop the excluded
             return _drop(found, set(int(e) for e in exclude), k)
         keep = []  # FAISS selectors hold raw pointers: keep their arrays alive during search
         selector = None
@@ -611,7 +620,7 @@ class Index:
         if query is not None:
             rows = [r for r, _ in self._rank([query], k, self._mode(mode), filters, False)[0]]
         else:
-            rows = self._allowed(filters) or list(range(self.manifest.count))
+            rows = self._allowed(filters) or self._store.rows()
         found = self._store.by_rows(rows)
         return rows, [found[r] for r in rows]
 
@@ -634,6 +643,7 @@ class Index:
             "model_fingerprint": m.model_fingerprint,
             "dim": m.dim,
             "count": m.count,
+            "retired_rows": m.retired,
             "metric": m.metric,
             "index_type": m.index_type,
             "index_params": m.index_params,

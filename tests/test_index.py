@@ -18,7 +18,7 @@ from .conftest import CORPUS, FakeEmbedder, run_killed_while_writing
 def test_build_writes_exactly_the_index_files(seed_index_path):
     assert sorted(os.listdir(seed_index_path)) == sorted(FILES)
     m = Manifest.read(seed_index_path)
-    assert (m.model, m.dim, m.count, m.format_version) == ("fake-hash", 64, 25, 2)
+    assert (m.model, m.dim, m.count, m.format_version) == ("fake-hash", 64, 25, 3)
     assert m.index_type == "flat" and m.metric == "inner_product"
     assert len(m.corpus_hash) == 16 and m.created
 
@@ -126,8 +126,14 @@ def _copy(src, dst):
         (lambda d: (d / MANIFEST).write_text("{"), "manifest.json: unreadable"),
         (lambda d: (d / MANIFEST).unlink(), "manifest.json: missing"),
         (
-            lambda d: (d / MANIFEST).write_text(json.dumps({**json.loads((d / MANIFEST).read_text()), "count": 7})),
+            lambda d: (d / MANIFEST).write_text(
+                json.dumps({**json.loads((d / MANIFEST).read_text()), "count": 7, "rows": 7})
+            ),
             "holds 25 vectors of dim 64, manifest says 7",
+        ),
+        (
+            lambda d: (d / MANIFEST).write_text(json.dumps({**json.loads((d / MANIFEST).read_text()), "count": 7})),
+            "manifest.json: 'rows' must be 'count' + 'retired'",
         ),
         (
             lambda d: (d / MANIFEST).write_text(
