@@ -693,7 +693,8 @@ def add(
     results = read_paths(paths, columns)
     new = [r for f in results for r in f.records]
     files = [{"path": f.path, "format": f.format, "records": len(f.records), "skipped": len(f.skipped)} for f in results]
-    merged = merge([r for _, p in opened.stored for r in as_records(p)] + new)
+    stored = [r for _, p in opened.stored for r in as_records(p)]
+    merged = merge(stored + new, known=len(stored))
     facts = {"files": opened.manifest.build.get("files", []) + files,
              "records": opened.manifest.build.get("records", 0) + len(new)}
     summary = _apply(target, opened, merged.papers, progress=progress, cache=cache, facts=facts)

@@ -147,8 +147,9 @@ class _UnionFind:
         return min(ra, rb)
 
 
-def near_duplicate_pairs(texts: Sequence[str], threshold: float) -> list[tuple[float, int, int]]:
-    """Pairs (containment, i, j), i < j, of texts sharing >= threshold of their 3-grams.
+def near_duplicate_pairs(texts: Sequence[str], threshold: float, since: int = 0) -> list[tuple[float, int, int]]:
+    """Pairs (containment, i, j), i < j, of texts sharing >= threshold of their 3-grams, and
+    j >= since (pairs among the first `since` texts, compared before, are not searched again).
 
     3-grams are kept as sorted arrays of 64-bit hashes (Python's string hash, stable within the
     process), ~8 bytes each. For each text, candidates are the later texts sharing one of its
@@ -176,7 +177,7 @@ def near_duplicate_pairs(texts: Sequence[str], threshold: float) -> list[tuple[f
     group_of[order] = group_of_sorted  # the group of each doc's own 3-grams, doc-major
     useful = (counts > 1) & (counts <= _COMMON_SHINGLE_POSTINGS)
     pairs = []
-    for a in range(n):
+    for a in range(since, n) if since else range(n):
         groups = group_of[offsets[a] : offsets[a + 1]]
         groups = groups[useful[groups]]
         if not len(groups):
@@ -185,20 +186,25 @@ def near_duplicate_pairs(texts: Sequence[str], threshold: float) -> list[tuple[f
         # positions of every member of these groups, without a Python loop over groups
         first = np.repeat(starts[groups] - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
         members = sorted_docs[first + np.arange(lengths.sum())]
-        members = members[members > a]
+        members = members[(members > a) | ((members < since) & (members != a))]
         if not len(members):
             continue
         others, shared = np.unique(members, return_counts=True)
         for b in others[shared >= threshold * 0.5 * np.minimum(sizes[a], sizes[others])]:
             c = len(np.intersect1d(sets[a], sets[b], assume_unique=True)) / min(sizes[a], sizes[b])
             if c >= threshold:
-                pairs.append((float(c), int(a), int(b)))
+                pairs.append((float(c), int(min(a, b)), int(max(a, b))))
     pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
     return pairs
 
 
-def merge(records: Iterable[RawRecord]) -> Merged:
-    """Join raw records into papers by the module's merge rule; order = first appearance."""
+def merge(records: Iterable[RawRecord], known: int = 0) -> Merged:
+    """Join raw records into papers by the module's merge rule; order = first appearance.
+
+    `known`: the first `known` records were merged together before (an index's papers, see
+    index.add); their texts are only compared with the later ones, which gives the same papers
+    as comparing all of them again, in time that grows with the new records.
+    """
     records = list(records)
     uf = _UnionFind(len(records))
     arxiv: dict[int, str | None] = {i: r.arxiv_id for i, r in enumerate(records)}
@@ -232,7 +238,8 @@ def merge(records: Iterable[RawRecord]) -> Merged:
                 first_by_key[key] = i
 
     distinct = [i for i in range(len(records)) if first_by_key[("text", text_keys[i])] == i]
-    for c, x, y in near_duplicate_pairs([records[i].abstract for i in distinct], REWORDED_CONTAINMENT):
+    since = sum(1 for i in distinct if i < known)
+    for c, x, y in near_duplicate_pairs([records[i].abstract for i in distinct], REWORDED_CONTAINMENT, since):
         a, b = records[distinct[x]], records[distinct[y]]
         if same_paper(c, a.title, b.title):
             join(distinct[x], distinct[y], f"near-duplicate text (3-gram containment {c:.2f})")

@@ -121,3 +121,16 @@ def test_merge_is_independent_of_input_order(seed_merge):
     raw = [r for f in read_paths([CORPUS]) for r in f.records]
     reversed_ids = sorted(p.id for p in merge(raw[::-1]).papers)
     assert reversed_ids == sorted(p.id for p in seed_merge.papers)
+
+
+@pytest.mark.parametrize("split", [5, 20, 33, 46])
+def test_merging_new_records_into_known_papers_equals_merging_everything(split):
+    """index.add merges new records against stored papers with `known`: only pairs involving a
+    new record are searched, and the papers must be those of a full merge."""
+    from semsearch.index import as_records
+
+    raw = [r for f in read_paths([CORPUS]) for r in f.records]
+    stored = [r for p in merge(raw[:split]).papers for r in as_records(p)]
+    incremental = merge(stored + raw[split:], known=len(stored))
+    full = merge(stored + raw[split:])
+    assert incremental.papers == full.papers and len(full.papers) == 25
