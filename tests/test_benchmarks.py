@@ -52,3 +52,8 @@ def test_scale_benchmark(tmp_path):
 def test_dedup_threshold_benchmark():
     out = run("dedup_threshold.py", "--arxiv-path", SAMPLE, "--top", "3")
     assert "seed corpus: 47 abstracts" in out and "arXiv: 48 abstracts" in out
+
+
+def test_update_benchmark(tmp_path):
+    out = run("update.py", "--data", SAMPLE, "--new", "8", "--work", tmp_path)
+    assert "8 new papers" in out and "in place" in out and "same paper count: True (48 vs 48)" in out
