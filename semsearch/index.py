@@ -636,7 +636,7 @@ def _update_in_place(
     except BaseException:
         staging.abort()
         raise
-    choice = {**manifest.build.get("index_choice", {}), "update": "in place", **step}
+    choice = {**manifest.build.get("index_choice", {}), "update": "updated in place", **step}
     return _summary(target, len(papers), choice, start)
 
 

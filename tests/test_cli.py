@@ -155,5 +155,7 @@ def test_add_and_remove_json(tmp_path, fake_model):
     assert code == 0 and json.loads(out)["papers"] == 26 and json.loads(out)["embedded"] == 1
     code, out, _ = run("remove", "2407.21783", "--index", idx, "--json")
     assert code == 0 and json.loads(out)["removed"] == ["2407.21783"] and json.loads(out)["papers"] == 25
+    code, out, _ = run("remove", "2104.05158", "--index", idx)
+    assert code == 0 and "removed 2104.05158; 24 papers left" in out and "(index updated in place)" in " ".join(out.split())
     code, _, err = run("remove", "no-such-id", "--index", idx)
     assert code == 1 and "no paper with id 'no-such-id'" in err

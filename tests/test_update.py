@@ -106,12 +106,12 @@ def test_add_and_remove_change_every_index_type_in_place(kind, synthetic_files, 
     assert built.index_type == kind
 
     s = add([new], path, embedder=FakeEmbedder(), cache=False)
-    assert s.index_choice["update"] == "in place" and s.embedded == 30 and s.papers == 430
+    assert s.index_choice["update"] == "updated in place" and s.embedded == 30 and s.papers == 430
     m = Manifest.read(path)
     assert (m.count, m.rows, m.retired, m.index_type, m.index_params) == (430, 430, 0, kind, built.index_params)
 
     s = remove(["p3", "p401"], path, embedder=FakeEmbedder())
-    assert s.index_choice["update"] == "in place" and s.removed == ["p3", "p401"]
+    assert s.index_choice["update"] == "updated in place" and s.removed == ["p3", "p401"]
     m = Manifest.read(path)
     assert (m.count, m.rows, m.retired) == (428, 430, 2)
 
