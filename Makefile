@@ -12,7 +12,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: the CPU wheel; an unpinned torch pulls a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
+	# the ray extra (ray[data], no torch) so the suite runs `build --engine ray` too
+	$(BIN)/pip install -q -e '.[test,ray]'
 	touch $@
 
 venv: $(VENV)/.installed

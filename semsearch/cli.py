@@ -10,6 +10,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -52,7 +53,8 @@ def _fails_cleanly(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except SemsearchError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+            # escaped: messages carry brackets (pip install 'semsearch[ray]') that are not markup
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -108,9 +110,20 @@ def build(
     backend: Annotated[
         str, typer.Option("--backend", help="auto | torch | onnx | onnx-int8 (auto: int8 ONNX when available).")
     ] = "auto",
+    engine: Annotated[
+        str, typer.Option("--engine", help="local | ray: embed in this process, or on Ray actors (same vectors).")
+    ] = "local",
+    ray_address: Annotated[
+        Optional[str], typer.Option("--ray-address", help="Ray cluster (default: $RAY_ADDRESS, else a local Ray).")
+    ] = None,
+    workers: Annotated[
+        Optional[int], typer.Option("--workers", help="Ray actors embedding at once (default: one per CPU).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build (or replace) an index from files of abstracts: pages, JSONL (arXiv metadata too), CSV/TSV, BibTeX.
+
+    --engine ray embeds on Ray actors, here or on a cluster (same vectors); the index is written here.
 
     Example: semsearch build corpus/ --index indexes/default
     """
@@ -119,7 +132,8 @@ def build(
 
     s = build_index(
         paths or [Path("corpus")], index, model=model, progress=not as_json, index_type=index_type,
-        target_recall=target_recall, columns=parse_columns(columns), backend=backend,
+        target_recall=target_recall, columns=parse_columns(columns), backend=backend, engine=engine,
+        workers=workers, ray_address=ray_address,
     )
     d = s.as_dict()
     choice = s.index_choice
@@ -139,9 +153,11 @@ def build(
 def _build_table(d: dict) -> Table:
     rows = [[f["path"], f["format"], f["records"], f["skipped"]] for f in d["files"]]
     rows.append(["total", "", d["records"], len(d["skipped"])])
+    update = d["index_choice"].get("update")
+    how = f"; {d['embedded']} texts embedded, index {update}" if update else ""
     t = _table(
         f"{d['index']}: {d['papers']} papers from {d['records']} abstracts "
-        f"({d['merged_records']} merged into {len(d['merged_groups'])} groups), {d['seconds']:.1f} s",
+        f"({d['merged_records']} merged into {len(d['merged_groups'])} groups){how}, {d['seconds']:.1f} s",
         ["file", "shape", "abstracts", "lines skipped"],
         rows,
     )
@@ -183,7 +199,8 @@ def remove(
     from .index import remove as remove_papers
 
     d = remove_papers(ids, index).as_dict()
-    _emit(d, as_json, lambda: f"removed {', '.join(d['removed'])}; {d['papers']} papers left in {d['index']}")
+    _emit(d, as_json, lambda: f"removed {', '.join(d['removed'])}; {d['papers']} papers left in {d['index']} "
+          f"(index {d['index_choice'].get('update')})")
 
 
 @app.command()

@@ -290,11 +290,11 @@ class CachedEmbedder:
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 
 
-def make_embedder(model: str | None = None, backend: str = "auto") -> Embedder:
-    """An Embedder for `model` (None = the bundled default) run by `backend` (one of BACKENDS).
+def resolve_backend(model: str | None = None, backend: str = "auto") -> str:
+    """The concrete backend ("torch", "onnx" or "onnx-int8") that `make_embedder(model, backend)` runs.
 
     Raises:
-        SemsearchError: an unknown backend, or an ONNX backend for a model with no local folder.
+        SemsearchError: an unknown backend.
     """
     if backend not in BACKENDS:
         raise SemsearchError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
@@ -303,11 +303,50 @@ def make_embedder(model: str | None = None, backend: str = "auto") -> Embedder:
 
         target = Path(resolve_model(model)[1])
         backend = "onnx-int8" if available() and target.is_dir() and can_export(target) else "torch"
+    return backend
+
+
+def make_embedder(model: str | None = None, backend: str = "auto") -> Embedder:
+    """An Embedder for `model` (None = the bundled default) run by `backend` (one of BACKENDS).
+
+    Raises:
+        SemsearchError: an unknown backend, or an ONNX backend for a model with no local folder.
+    """
+    backend = resolve_backend(model, backend)
     if backend == "torch":
         return SentenceTransformerEmbedder(model)
     from .onnx_backend import OnnxEmbedder
 
     return OnnxEmbedder(model, quantized=backend == "onnx-int8")
+
+
+#: Where a build embeds: "local" in this process; "ray" on a Ray cluster (semsearch.ray_engine).
+ENGINES = ("local", "ray")
+
+
+def engine_embedder(
+    model: str | None = None,
+    backend: str = "auto",
+    engine: str = "local",
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+) -> Embedder:
+    """`make_embedder(model, backend)` run by `engine` (one of ENGINES): same name, fingerprint and vectors.
+
+    Args:
+        workers: Ray actors, each holding one copy of the model (None = one per CPU of the cluster).
+        address: Ray cluster address (None = $RAY_ADDRESS, else a new local Ray).
+    Raises:
+        SemsearchError: an unknown engine, or engine "ray" without Ray installed.
+    """
+    if engine not in ENGINES:
+        raise SemsearchError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if engine == "local":
+        return make_embedder(model, backend)
+    from .ray_engine import RayEmbedder
+
+    return RayEmbedder(model, backend, workers=workers, address=address)
 
 
 def query_embedder_for(model: str, fingerprint: str) -> Embedder:

@@ -22,8 +22,8 @@ from typing import Iterable, Sequence
 
 from . import __version__
 from . import lexical
-from .ann import TARGET_RECALL, build_vector_index, set_search_params
-from .embed import CachedEmbedder, Embedder, default_cache_path, make_embedder, paper_text
+from .ann import TARGET_RECALL, build_vector_index, omp_threads, set_search_params
+from .embed import CachedEmbedder, Embedder, default_cache_path, engine_embedder, make_embedder, paper_text
 from .errors import IndexFormatError, IndexNotFound, SemsearchError
 from .ingest import FileResult, RawRecord, Skipped, read_paths
 from .records import MergeGroup, Paper, merge, unmerged
@@ -184,7 +184,10 @@ def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
 def _write_vectors(path: Path, index) -> None:
     import faiss
 
-    faiss.write_index(index, str(path))
+    # Through a Python file: given a file name, FAISS ignores a failed fclose (it prints "close
+    # error" and returns), so a disk that fills at the last buffered bytes left a truncated file.
+    with open(path, "wb") as f:
+        faiss.write_index(index, faiss.PyCallbackIOWriter(f.write))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -205,17 +208,54 @@ class _Staging:
         try:
             parent.mkdir(parents=True, exist_ok=True)
             _remove_stale(parent, target.name)
+            self._remove_stale_old()
             self.path = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=parent))
         except OSError as exc:
             raise SemsearchError(f"{parent}: cannot write an index here ({exc.strerror or exc})") from None
 
+    def _remove_stale_old(self) -> None:
+        """Delete previous indexes that killed runs had moved aside after their swap. Only once an
+        index is in place (callers `recover` first): else `recover` would one day put one back."""
+        if not self.target.is_dir():
+            return
+        prefix = f".{self.target.name}.old-"
+        for old in self.target.parent.glob(prefix + "*"):
+            pid = old.name[len(prefix) :].split("-")[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
+
     def commit(self) -> None:
-        _fsync_dir(self.path)
-        old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
-        if self.target.exists():
-            os.rename(self.target, old)
-        os.rename(self.path, self.target)
+        """Swap the staging directory in: a crash between the two renames leaves the previous index
+        as `.NAME.old-*` for `recover`, a crash after them leaves it to `_remove_stale_old`."""
+        old = self.target.parent / f".{self.target.name}.old-{self.path.name.rsplit('.tmp-', 1)[-1]}"
+        try:
+            _fsync_dir(self.path)
+            if self.target.exists():
+                os.rename(self.target, old)
+            try:
+                os.rename(self.path, self.target)
+            except OSError:
+                if old.is_dir() and not self.target.exists():
+                    os.rename(old, self.target)
+                raise
+        except OSError as exc:
+            raise SemsearchError(
+                f"{self.target}: cannot replace the index ({exc.strerror or exc}); the previous index is unchanged"
+            ) from None
+        (old / MANIFEST).unlink(missing_ok=True)  # first: a half-deleted old index is never `recover`ed
         shutil.rmtree(old, ignore_errors=True)
+
+    def failed(self, name: str, exc: BaseException) -> SemsearchError:
+        """The one-line error for file `name` of the new index that could not be written: an OSError
+        (ENOSPC, EFBIG), SQLite's "database or disk is full", FAISS's RuntimeError "... (strerror)"."""
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+        else:
+            text = (str(exc).strip() or type(exc).__name__).splitlines()[-1]
+            cut = text.rfind(" (")
+            reason = text[cut + 2 : -1] if isinstance(exc, RuntimeError) and cut >= 0 and text.endswith(")") else text
+        kept = "the previous index is unchanged" if self.target.exists() else "no index was written"
+        return SemsearchError(f"{self.target / name}: cannot write ({reason}); {kept}")
 
     def abort(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
@@ -255,13 +295,24 @@ def write_index(
     """Write an index directory atomically (see module doc); FILES is what it writes.
 
     `vectors` is a FAISS index whose ids are the papers' positions.
+    Raises:
+        SemsearchError: a file cannot be written (e.g. the disk is full), naming it; nothing changed.
     """
     staging = staging or _Staging(Path(target))
+    name = PAPERS
     try:
         _write_papers(staging.path / PAPERS, papers)
+        name = VECTORS
         _write_vectors(staging.path / VECTORS, vectors)
+        name = MANIFEST
         manifest.write(staging.path)
+        name = ""
         staging.commit()
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        staging.abort()
+        if not name or (isinstance(exc, RuntimeError) and name != VECTORS):
+            raise
+        raise staging.failed(name, exc) from None
     except BaseException:
         staging.abort()
         raise
@@ -280,6 +331,9 @@ def build(
     target_recall: float = TARGET_RECALL,
     columns: dict[str, str] | None = None,
     backend: str = "auto",
+    engine: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> BuildSummary:
     """Ingest `paths`, merge into papers, embed and write the index at `index`.
 
@@ -297,12 +351,14 @@ def build(
         target_recall: recall@10 an approximate index must reach on a held-out sample.
         columns: CSV/TSV column names for our fields, e.g. {"abstract": "Summary"}.
         backend: how `model` runs: "auto" (int8 ONNX when available), "torch", "onnx", "onnx-int8".
+        engine: where it runs: "local" (this process) or "ray" (Ray actors, same vectors; needs
+            semsearch[ray]); `workers` and `ray_address` as for semsearch.ray_engine.RayEmbedder.
     Raises:
         CorpusError: a path is missing, empty, binary or holds no abstracts.
         SemsearchError: the index directory cannot be written.
     """
     start = time.perf_counter()
-    results: list[FileResult] = read_paths(paths, columns)
+    results: list[FileResult] = read_paths(paths, columns, progress=progress)
     files = [
         {"path": f.path, "format": f.format, "records": len(f.records), "skipped": len(f.skipped)} for f in results
     ]
@@ -318,6 +374,9 @@ def build(
         index_type=index_type,
         target_recall=target_recall,
         backend=backend,
+        engine=engine,
+        workers=workers,
+        ray_address=ray_address,
     )
     summary.skipped = [s for f in results for s in f.skipped]
     summary.seconds = time.perf_counter() - start
@@ -337,6 +396,9 @@ def build_records(
     index_type: str = "auto",
     target_recall: float = TARGET_RECALL,
     backend: str = "auto",
+    engine: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> BuildSummary:
     """`build` from raw records already read (same arguments, same atomic write)."""
     start = time.perf_counter()
@@ -344,6 +406,8 @@ def build_records(
     recover(target)
     staging = _Staging(target)  # fails now, before minutes of embedding, if unwritable
     try:
+        if embedder is None and engine != "local":  # a missing Ray fails here, before the merge
+            embedder = engine_embedder(model, backend, engine, workers=workers, address=ray_address)
         merged = merge(raw) if dedupe else unmerged(raw)
     except BaseException:
         staging.abort()
@@ -602,7 +666,8 @@ def _update_in_place(
     try:
         if len(plan.append):
             index = read_vectors(target, manifest)
-            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), new_rows)
+            with omp_threads(1 if len(new_rows) < 10_000 else None):  # see ann.omp_threads
+                index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), new_rows)
             _write_vectors(staging.path / VECTORS, index)
             del index
         else:
@@ -690,7 +755,7 @@ def add(
     start = time.perf_counter()
     target = Path(index)
     opened = _open_for_update(target, embedder)
-    results = read_paths(paths, columns)
+    results = read_paths(paths, columns, progress=progress)
     new = [r for f in results for r in f.records]
     files = [{"path": f.path, "format": f.format, "records": len(f.records), "skipped": len(f.skipped)} for f in results]
     stored = [r for _, p in opened.stored for r in as_records(p)]

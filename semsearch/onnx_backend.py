@@ -241,7 +241,7 @@ def _export_fp32(folder: Path, out_dir: Path, config: dict) -> dict:
 
     def verify(path: Path) -> None:
         nonlocal cos
-        got = _session(path, 1).run(None, {k: check[k] for k in inputs})[0]
+        got = _session(path, 1, light=True).run(None, {k: check[k] for k in inputs})[0]
         mask, pooling = check["attention_mask"], config["pooling"]
         cos = (_pool(ref, mask, pooling) * _pool(got, mask, pooling)).sum(axis=1)
         if cos.min() < 0.9999:
@@ -399,14 +399,14 @@ def _read_config(out: Path) -> dict:
         raise SemsearchError(f"cannot read {path}: {exc}. Delete {out} to re-export it") from None
 
 
-def _session(path: Path, threads: int):
+def _session(path: Path, threads: int, light: bool = False):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # errors only: graph-optimisation notices are noise
-    if threads == 1:
+    if light:
         # A query session: full graph optimisation costs ~70 ms of a ~0.5 s cold query and gains
         # nothing on a handful of short texts; basic (constant folding, redundant nodes) stays.
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
@@ -472,7 +472,7 @@ class OnnxEmbedder:
         self._dir: Path | None = None
         self._config: dict | None = None
         self._tokenizer = None
-        self._sessions: dict[int, object] = {}
+        self._sessions: dict[tuple[int, bool], object] = {}
 
     @property
     def fingerprint(self) -> str:
@@ -500,12 +500,22 @@ class OnnxEmbedder:
     def dim(self) -> int:
         return int(self.config["dim"])
 
-    def _load(self, threads: int):
+    def _load(self, n_texts: int):
+        """Tokenizer and session for encoding `n_texts` texts at once.
+
+        A few texts (a query) get a light session: graph optimisation "basic", `threads` or one. More
+        get full optimisation, `threads` or BATCH_THREADS. The choice is made per ENCODE_CHUNK,
+        never per call, so encoding a list gives the same vectors as encoding each ENCODE_CHUNK slice
+        of it alone (what `--engine ray` relies on); the thread count changes speed, not vectors, while
+        the optimisation level changes int8 vectors (up to ~0.015 per component).
+        """
         if self._tokenizer is None:
             self._tokenizer = _load_tokenizer(self._export_dir() / TOKENIZER_FILE, self.config["max_seq_length"])
-        if threads not in self._sessions:
-            self._sessions[threads] = _session(self.path, threads)
-        return self._tokenizer, self._sessions[threads]
+        light = n_texts <= FEW_TEXTS
+        threads = self.threads or (1 if light else min(BATCH_THREADS, os.cpu_count() or 1))
+        if (threads, light) not in self._sessions:
+            self._sessions[threads, light] = _session(self.path, threads, light)
+        return self._tokenizer, self._sessions[threads, light]
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> "np.ndarray":
         """Texts -> (len(texts), dim) float32, rows of L2 norm 1, in the order given."""
@@ -514,8 +524,6 @@ class OnnxEmbedder:
         texts = [t.lower() for t in texts] if self.config["do_lower_case"] else list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        threads = self.threads or (1 if len(texts) <= FEW_TEXTS else min(BATCH_THREADS, os.cpu_count() or 1))
-        tok, session = self._load(threads)
         inputs = self.config["inputs"]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         bar = None
@@ -526,7 +534,9 @@ class OnnxEmbedder:
         # Tokenise a chunk at a time: tokenizers' Encoding objects cost ~100 bytes a token, so a
         # whole large corpus at once would take gigabytes.
         for chunk in range(0, len(texts), ENCODE_CHUNK):
-            encodings = tok.encode_batch(texts[chunk : chunk + ENCODE_CHUNK])
+            part = texts[chunk : chunk + ENCODE_CHUNK]
+            tok, session = self._load(len(part))
+            encodings = tok.encode_batch(part)
             lengths = np.array([len(e.ids) for e in encodings])
             order = np.argsort(-lengths, kind="stable")  # similar lengths together: little padding
             for start in range(0, len(encodings), self.batch_size):

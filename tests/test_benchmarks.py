@@ -57,3 +57,15 @@ def test_dedup_threshold_benchmark():
 def test_update_benchmark(tmp_path):
     out = run("update.py", "--data", SAMPLE, "--new", "8", "--work", tmp_path)
     assert "8 new papers" in out and "in place" in out and "same paper count: True (48 vs 48)" in out
+
+
+def test_ingest_memory_benchmark():
+    out = run("ingest_memory.py", "--data", SAMPLE, "--before", "HEAD")
+    assert "48 records (jsonl)" in out and "now (streaming)" in out
+    assert "same records and skipped lines from both readers: yes" in out
+
+
+def test_ray_engine_benchmark():
+    out = run("ray_engine.py", "--data", SAMPLE, "--n", "24", "--unit-size", "12", "--workers", "2", "--rounds", "1")
+    assert "24 texts" in out and "| ray (2 workers) |" in out
+    assert "bit-identical to the local vectors: yes (1/1 rounds)" in out

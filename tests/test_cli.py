@@ -100,7 +100,8 @@ def test_help_starts_without_heavy_imports():
         "import sys\n"
         "from semsearch import cli\n"
         "try:\n    cli.app(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'faiss', 'sentence_transformers', 'sklearn', 'pandas') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'faiss', 'sentence_transformers', 'sklearn', 'pandas', 'ray')\n"
+        "         if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout
@@ -110,7 +111,8 @@ def test_help_starts_without_heavy_imports():
 def test_import_semsearch_loads_no_heavy_module():
     code = (
         "import sys, semsearch\n"
-        "print([m for m in ('torch', 'faiss', 'sentence_transformers', 'sklearn', 'pandas', 'numpy') if m in sys.modules])"
+        "print([m for m in ('torch', 'faiss', 'sentence_transformers', 'sklearn', 'pandas', 'numpy', 'ray')\n"
+        "       if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout
     assert out.strip() == "[]"

@@ -200,20 +200,23 @@ def test_arxiv_metadata_snapshot_lines_gzip(tmp_path):
     assert rec.categories == ("cs.DC", "cs.AI", "cs.LG") and rec.date == "2022-02-28"
 
 
+BIBTEX = (
+    "% exported\n"
+    "@article{zha2022autoshard,\n"
+    "  title = {{AutoShard}: Automated Embedding Table Sharding},\n"
+    '  author = "Zha, Daochen and Feng, Louis",\n'
+    "  year = 2022,\n"
+    "  eprint = {2208.06399}, archivePrefix = {arXiv},\n"
+    f"  abstract = {{{ABSTRACT} With {{nested}} braces and G{{\\\"o}}del.}}\n"
+    "}\n\n"
+    "@inproceedings{noabs, title={No abstract here}, year={2020}}\n"
+    "@misc{broken, title = {unterminated\n"
+)
+
+
 def test_bibtex_entries_with_abstracts(tmp_path):
     f = tmp_path / "zotero.bib"
-    f.write_text(
-        "% exported\n"
-        "@article{zha2022autoshard,\n"
-        "  title = {{AutoShard}: Automated Embedding Table Sharding},\n"
-        '  author = "Zha, Daochen and Feng, Louis",\n'
-        "  year = 2022,\n"
-        "  eprint = {2208.06399}, archivePrefix = {arXiv},\n"
-        f"  abstract = {{{ABSTRACT} With {{nested}} braces and G{{\\\"o}}del.}}\n"
-        "}\n\n"
-        "@inproceedings{noabs, title={No abstract here}, year={2020}}\n"
-        "@misc{broken, title = {unterminated\n"
-    )
+    f.write_text(BIBTEX)
     r = read_file(f)
     assert r.format == "bibtex"
     [rec] = r.records
@@ -246,3 +249,171 @@ def test_bibtex_parser_never_crashes(parts):
 
     records, skipped = parse_bibtex("fuzz.bib", "\n".join(parts))
     assert all(r.abstract for r in records)
+
+
+# --- streaming ---------------------------------------------------------------------------
+
+CSV = 'title,abstract,id\n"Sharding, at scale","' + ABSTRACT + '\nsecond line",p1\nT2,,p2\n'
+TSV = f"Paper Title\tSummary\nSharding\t{ABSTRACT}\n"
+JSONL = (json.dumps({"title": "T1", "abstract": ABSTRACT, "arxiv_id": "2101.00001"}) + "\n{not json\n\n"
+         + json.dumps({"abstract": OTHER, "authors": "A, B and C", "versions": [{"created": "Sun, 11 Apr 2021"}]}))
+FIXTURES = {
+    **{p.name: p.read_bytes() for p in sorted(CORPUS.glob("*.txt"))},
+    "arxiv_sample.jsonl": (CORPUS.parent / "tests" / "data" / "arxiv_sample.jsonl").read_bytes(),
+    "papers.csv": CSV.encode(),
+    "export.tsv": TSV.encode(),
+    "papers.jsonl": JSONL.encode(),
+    "zotero.bib": BIBTEX.encode(),
+}
+TSV_COLUMNS = {"title": "Paper Title", "abstract": "Summary"}
+
+
+def whole_file(f: Path, columns=None):
+    """The reference: the file read whole (and gunzipped), decoded, then parsed as one text."""
+    import gzip
+    import zlib
+
+    data = f.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CorpusError(str(f), f"cannot read: {exc}") from None
+    return parse_text(str(f), decode(str(f), data), columns)
+
+
+def outcome(read, *args):
+    """A read's FileResult, or its error message: what streaming and whole-text must agree on."""
+    try:
+        return read(*args)
+    except CorpusError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("variant", ["plain", "gzip", "crlf"])
+@pytest.mark.parametrize("name", list(FIXTURES))
+def test_streaming_reads_exactly_what_the_whole_text_gives(tmp_path, name, variant):
+    import gzip
+
+    data = FIXTURES[name].replace(b"\n", b"\r\n") if variant == "crlf" else FIXTURES[name]
+    f = tmp_path / name
+    f.write_bytes(gzip.compress(data) if variant == "gzip" else data)
+    columns = TSV_COLUMNS if name == "export.tsv" else None
+    streamed = read_file(f, columns)
+    assert streamed == whole_file(f, columns)
+    assert streamed.records and streamed.format in (
+        "jsonl", "csv", "bibtex", "abstract-lines", "collaborator-page", "arxiv-listing", "author-page")
+
+
+PIECES = st.sampled_from([
+    "", "\r", "\r\n", "\ufeff", "\xa0", "{", "}", "(", '"', ",", "\t", "=", "Abstract: " + ABSTRACT, "arXiv:2104.05158",
+    "title,abstract", "abstract\ttitle", f'"a,b","{ABSTRACT}"', json.dumps({"abstract": ABSTRACT, "title": "T"}),
+    '{"abstract": 1' + "1" * 5000 + "}", "[" * 3000, '{"abstract": "' + ABSTRACT + '", "versions": [{"created": "x, 99"}]}',
+    "@article{k,", "@misc", "@comment{", f"abstract = {{{ABSTRACT}", f'abstract = "{ABSTRACT}"', "}}", "% exported",
+])
+CONTENT = st.one_of(
+    st.binary(max_size=300),
+    st.builds(lambda parts, sep, tail: sep.join(parts).encode() + tail,
+              st.lists(st.one_of(PIECES, st.text(max_size=40)), max_size=20), st.sampled_from(["\n", "\r\n", "\r"]),
+              st.binary(max_size=3)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(CONTENT, st.booleans())
+def test_any_bytes_stream_like_the_whole_text_or_raise_corpus_error(tmp_path_factory, data, gz):
+    import gzip
+
+    f = tmp_path_factory.mktemp("fuzz") / "f.txt"
+    f.write_bytes(gzip.compress(data) if gz else data)
+    streamed, whole = outcome(read_file, f), outcome(whole_file, f)
+    if isinstance(whole, str) and ": cannot read: " in whole:
+        assert isinstance(streamed, str)  # a damaged gzip stream: reading may stop at another error first
+    else:
+        assert streamed == whole
+    if isinstance(streamed, str):
+        assert streamed.startswith(str(f)) and "\n" not in streamed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(PIECES, st.text(max_size=80)), max_size=25), st.sampled_from(["jsonl", "csv", "bibtex"]))
+def test_streaming_parsers_take_any_lines(lines, fmt):
+    from semsearch.ingest import RawRecord, Skipped, stream_bibtex, stream_csv, stream_jsonl
+
+    parser = {"jsonl": stream_jsonl, "csv": stream_csv, "bibtex": stream_bibtex}[fmt]
+    try:
+        items = list(parser("fuzz", (line + "\n" for line in lines)))
+    except CorpusError:
+        return
+    assert all(isinstance(x, (RawRecord, Skipped)) and x.source == "fuzz" and x.line >= 1 for x in items)
+    assert all(x.abstract.strip() for x in items if isinstance(x, RawRecord))
+
+
+def test_a_broken_bibtex_entry_does_not_swallow_the_next(tmp_path):
+    f = tmp_path / "refs.bib"
+    f.write_text(f"@article{{a, abstract = {{{ABSTRACT}\n\n@article{{b,\n  abstract = {{{OTHER}}}}}\n")
+    r = read_file(f)
+    assert [(x.line, x.abstract) for x in r.records] == [(3, OTHER)]
+    assert [(s.line, s.reason) for s in r.skipped] == [(1, "malformed BibTeX entry (unbalanced braces)")]
+
+
+def test_non_utf8_in_a_gzip_file_names_the_line(tmp_path):
+    import gzip
+
+    f = tmp_path / "papers.jsonl.gz"
+    data = JSONL.encode() + b"\n{\"abstract\": \"caf\xe9\"}\n"
+    f.write_bytes(gzip.compress(data))
+    at = data.index(b"\xe9")
+    with pytest.raises(CorpusError, match=rf"papers\.jsonl\.gz:5: not UTF-8 text \(byte {at}: invalid continuation"):
+        read_file(f)
+
+
+def test_only_scraped_pages_are_capped_in_size(tmp_path, monkeypatch):
+    monkeypatch.setattr("semsearch.ingest.MAX_PAGE_BYTES", 1000)
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(json.dumps({"abstract": f"{ABSTRACT} {i}"}) + "\n" for i in range(20)))
+    assert len(read_file(big).records) == 20
+    page = tmp_path / "page.txt"
+    page.write_text(f"Abstract: {ABSTRACT}\n" * 20)
+    with pytest.raises(CorpusError, match=r"page\.txt: file is larger than 0 MiB and not JSONL, CSV or BibTeX"):
+        read_file(page)
+
+
+MEASURE = """
+import resource, sys
+from semsearch.ingest import read_file
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+r = read_file(sys.argv[1])
+print(len(r.records), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+"""
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_reading_a_large_file_holds_the_records_not_the_file(tmp_path, gz):
+    """32 MB of JSON lines whose 100 kB junk fields are dropped: peak RSS must grow by far less
+    than the file (a whole-file reader holds it several times over: bytes, text, lines)."""
+    import gzip
+    import os
+    import subprocess
+    import sys
+
+    f = tmp_path / ("big.jsonl.gz" if gz else "big.jsonl")
+    lines, size = 320, 0
+    with (gzip.open(f, "wb", compresslevel=1) if gz else f.open("wb")) as out:
+        for i in range(lines):
+            line = json.dumps({"junk": os.urandom(50_000).hex(), "abstract": f"{ABSTRACT} {i}"}).encode() + b"\n"
+            size += out.write(line)
+    run = subprocess.run([sys.executable, "-c", MEASURE, str(f)], check=False, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    records, grown_kb = map(int, run.stdout.split())
+    assert records == lines
+    assert grown_kb * 1024 < size / 8, f"peak RSS grew {grown_kb / 1024:.1f} MiB reading {size / 2**20:.1f} MiB"
+
+
+def test_progress_bar_goes_to_stderr(capsys, monkeypatch):
+    monkeypatch.setattr("semsearch.ingest.PROGRESS_MIN_BYTES", 0)
+    with_bar = read_paths([CORPUS], progress=True)
+    err = capsys.readouterr().err
+    assert "reading" in err and "100%" in err
+    assert with_bar == read_paths([CORPUS])
+    assert capsys.readouterr().err == ""  # no bar unless asked for
