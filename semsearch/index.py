@@ -663,6 +663,7 @@ def _update_in_place(
     first = manifest.vector_rows
     new_rows = np.arange(first, first + len(plan.append), dtype=np.int64)
     staging = _Staging(target)
+    name = VECTORS
     try:
         if len(plan.append):
             index = read_vectors(target, manifest)
@@ -672,6 +673,7 @@ def _update_in_place(
             del index
         else:
             os.link(target / VECTORS, staging.path / VECTORS)  # unchanged: files are never written in place
+        name = PAPERS
         shutil.copyfile(target / PAPERS, staging.path / PAPERS)
         _update_papers(staging.path / PAPERS, plan, [int(r) for r in new_rows])
         by_row = dict(opened.stored)
@@ -696,8 +698,15 @@ def _update_in_place(
             semsearch_version=__version__,
             build={**manifest.build, **facts, "updates": [*manifest.build.get("updates", []), step]},
         )
+        name = MANIFEST
         updated.write(staging.path)
+        name = ""
         staging.commit()
+    except (OSError, sqlite3.Error) as exc:
+        staging.abort()
+        if not name:
+            raise
+        raise staging.failed(name, exc) from None
     except BaseException:
         staging.abort()
         raise

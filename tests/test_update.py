@@ -206,3 +206,21 @@ def test_a_version_2_index_is_read_and_updated(seed_copy, tmp_path):
     remove(["2407.21783"], seed_copy, embedder=FakeEmbedder())
     m = Manifest.read(seed_copy)
     assert (m.format_version, m.count, m.retired) == (3, 24, 1)
+
+
+def test_a_full_disk_during_an_in_place_update_names_the_file(seed_copy, tmp_path, monkeypatch):
+    import errno
+
+    from semsearch import SemsearchError
+
+    before = Manifest.read(seed_copy)
+    f = tmp_path / "new.jsonl"
+    f.write_text(json.dumps({"abstract": ABSTRACT}) + "\n")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("semsearch.index.shutil.copyfile", full)
+    with pytest.raises(SemsearchError, match=r"papers\.sqlite: cannot write \(No space left on device\); the previous"):
+        add([f], seed_copy, embedder=FakeEmbedder(), cache=False)
+    assert Manifest.read(seed_copy) == before and sorted(p.name for p in seed_copy.parent.iterdir()) == ["idx", "new.jsonl"]
