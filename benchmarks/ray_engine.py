@@ -18,7 +18,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -28,19 +27,10 @@ from semsearch import onnx_backend
 from semsearch.embed import make_embedder, resolve_backend
 from semsearch.ray_engine import RayEmbedder
 
+from encode_speed import machine  # this script's folder is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "arxiv" / "abstracts.jsonl.gz"
-
-
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, load average {load}; {platform.platform()}, "
-            f"Python {platform.python_version()}")
 
 
 def arxiv_texts(path: Path, n: int) -> list[str]:
