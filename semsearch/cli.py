@@ -16,6 +16,7 @@ from rich.text import Text
 
 from .errors import SemsearchError
 from .index import DEFAULT_INDEX
+from .target import DEFAULT_WAIT
 
 app = typer.Typer(
     help="Semantic search over scientific paper abstracts, offline. Scores are cosine similarity.",
@@ -42,6 +43,9 @@ SourceOpt = Annotated[
     Optional[list[str]], typer.Option("--source", help="Only papers seen in a source whose path contains this.")
 ]
 CategoryOpt = Annotated[Optional[list[str]], typer.Option("--category", help="Only papers with this category.")]
+WaitOpt = Annotated[
+    float, typer.Option("--wait", help="Seconds to wait for another process changing the index, then fail.")
+]
 DiverseOpt = Annotated[bool, typer.Option("--diverse", help="Re-rank for diversity (MMR).")]
 
 
@@ -119,6 +123,7 @@ def build(
     workers: Annotated[
         Optional[int], typer.Option("--workers", help="Ray actors embedding at once (default: one per CPU).")
     ] = None,
+    wait: WaitOpt = DEFAULT_WAIT,
     as_json: JsonOpt = False,
 ) -> None:
     """Build (or replace) an index from files of abstracts: pages, JSONL (arXiv metadata too), CSV/TSV, BibTeX.
@@ -133,15 +138,20 @@ def build(
     s = build_index(
         paths or [Path("corpus")], index, model=model, progress=not as_json, index_type=index_type,
         target_recall=target_recall, columns=parse_columns(columns), backend=backend, engine=engine,
-        workers=workers, ray_address=ray_address,
+        workers=workers, ray_address=ray_address, wait=wait,
     )
-    d = s.as_dict()
     choice = s.index_choice
     if not choice.get("reached", True):
         err.print(
             f"warning: {index_type} could not reach recall@10 {target_recall}; using the best measured, "
             f"{choice['type']} {choice['params']} (recall@10 {choice['recall_at_10']})", highlight=False, markup=False,
         )
+    _emit_summary(s, as_json)
+
+
+def _emit_summary(s, as_json: bool) -> None:
+    """A build or add summary: the table (or JSON), then every skipped line on stderr."""
+    d = s.as_dict()
     _emit(d, as_json, lambda: _build_table(d))
     if not as_json:
         for skip in s.skipped[:MAX_SKIPPED_SHOWN]:
@@ -172,6 +182,7 @@ def add(
     columns: Annotated[
         Optional[str], typer.Option("--columns", help="CSV/TSV columns for our fields: title=Title,abstract=Summary.")
     ] = None,
+    wait: WaitOpt = DEFAULT_WAIT,
     as_json: JsonOpt = False,
 ) -> None:
     """Add papers to an index: merged with its records, only new texts embedded, replaced atomically.
@@ -181,8 +192,8 @@ def add(
     from .index import add as add_papers
     from .ingest import parse_columns
 
-    d = add_papers(paths, index, progress=not as_json, columns=parse_columns(columns)).as_dict()
-    _emit(d, as_json, lambda: _build_table(d))
+    s = add_papers(paths, index, progress=not as_json, columns=parse_columns(columns), wait=wait)
+    _emit_summary(s, as_json)
 
 
 @app.command()
@@ -190,6 +201,7 @@ def add(
 def remove(
     ids: Annotated[list[str], typer.Argument(help="Record ids or arXiv ids.")],
     index: IndexOpt = DEFAULT_INDEX,
+    wait: WaitOpt = DEFAULT_WAIT,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove papers from an index by record id or arXiv id, atomically.
@@ -198,7 +210,7 @@ def remove(
     """
     from .index import remove as remove_papers
 
-    d = remove_papers(ids, index).as_dict()
+    d = remove_papers(ids, index, wait=wait).as_dict()
     _emit(d, as_json, lambda: f"removed {', '.join(d['removed'])}; {d['papers']} papers left in {d['index']} "
           f"(index {d['index_choice'].get('update')})")
 

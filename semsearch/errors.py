@@ -22,6 +22,14 @@ class IndexNotFound(SemsearchError):
     """No index directory where one was expected."""
 
 
+class IndexTargetError(SemsearchError):
+    """An --index path that is not a semsearch index (a file, a user's directory, an input)."""
+
+
+class IndexBusy(SemsearchError):
+    """Another process is changing the index and did not finish within the wait."""
+
+
 class IndexFormatError(SemsearchError):
     """An index directory exists but its files are missing, damaged or too new."""
 

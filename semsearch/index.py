@@ -15,18 +15,20 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from . import __version__
 from . import lexical
 from .ann import TARGET_RECALL, build_vector_index, omp_threads, set_search_params
 from .embed import CachedEmbedder, Embedder, default_cache_path, engine_embedder, make_embedder, paper_text
-from .errors import IndexFormatError, IndexNotFound, SemsearchError
+from .errors import IndexFormatError, IndexNotFound, IndexTargetError, ModelMismatch, SemsearchError
 from .ingest import FileResult, RawRecord, Skipped, read_paths
 from .records import MergeGroup, Paper, merge, unmerged
+from .target import DEFAULT_WAIT, FILES, MANIFEST, PAPERS, SIDE_FILES, VECTORS, WriterLock, foreign_entries, is_index, judge
 
 #: 2 added the FTS5 table `papers_fts` to papers.sqlite; version 1 indexes must be rebuilt.
 #: 3 added in-place updates: FAISS rows of removed or changed papers are retired (listed in
@@ -34,8 +36,6 @@ from .records import MergeGroup, Paper, merge, unmerged
 #: index with no retired rows, so both are read.
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (2, 3)
-MANIFEST, VECTORS, PAPERS = "manifest.json", "vectors.faiss", "papers.sqlite"
-FILES = (MANIFEST, VECTORS, PAPERS)
 DEFAULT_INDEX = Path("indexes") / "default"
 METRIC = "inner_product"  # on L2-normalised vectors: cosine similarity, higher is better
 
@@ -200,7 +200,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 class _Staging:
-    """A temporary sibling of the index directory that becomes the index on `commit`."""
+    """A temporary sibling of the index directory that becomes the index on `commit`.
+
+    `target` is a path `target.judge` accepted, and the caller holds its WriterLock."""
 
     def __init__(self, target: Path):
         self.target = target
@@ -222,15 +224,26 @@ class _Staging:
         for old in self.target.parent.glob(prefix + "*"):
             pid = old.name[len(prefix) :].split("-")[0]
             if pid.isdigit() and not _pid_alive(int(pid)):
-                shutil.rmtree(old, ignore_errors=True)
+                _discard(old)
 
     def commit(self) -> None:
         """Swap the staging directory in: a crash between the two renames leaves the previous index
-        as `.NAME.old-*` for `recover`, a crash after them leaves it to `_remove_stale_old`."""
+        as `.NAME.old-*` for `recover`, a crash after them leaves it to `_remove_stale_old`.
+
+        Only an index semsearch wrote, with nothing else in it, or an empty directory is ever moved
+        aside; a file a user put in the directory meanwhile stops the swap, naming it."""
         old = self.target.parent / f".{self.target.name}.old-{self.path.name.rsplit('.tmp-', 1)[-1]}"
         try:
             _fsync_dir(self.path)
-            if self.target.exists():
+            if self.target.is_dir() and not os.listdir(self.target):
+                os.rmdir(self.target)  # an empty directory: nothing to keep, nothing to move
+            elif os.path.lexists(self.target):
+                foreign = foreign_entries(self.target) if is_index(self.target) else sorted(os.listdir(self.target))
+                if foreign:
+                    raise IndexTargetError(
+                        f"{self.target}: now holds {', '.join(foreign[:3])}, which semsearch did not write; "
+                        "the index was not replaced: move it out and run again"
+                    )
                 os.rename(self.target, old)
             try:
                 os.rename(self.path, self.target)
@@ -242,8 +255,7 @@ class _Staging:
             raise SemsearchError(
                 f"{self.target}: cannot replace the index ({exc.strerror or exc}); the previous index is unchanged"
             ) from None
-        (old / MANIFEST).unlink(missing_ok=True)  # first: a half-deleted old index is never `recover`ed
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
 
     def failed(self, name: str, exc: BaseException) -> SemsearchError:
         """The one-line error for file `name` of the new index that could not be written: an OSError
@@ -258,7 +270,23 @@ class _Staging:
         return SemsearchError(f"{self.target / name}: cannot write ({reason}); {kept}")
 
     def abort(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        _discard(self.path)
+
+
+def _discard(directory: Path) -> None:
+    """Delete a staging or moved-aside directory semsearch wrote: only its own files (the manifest
+    first, so a half-deleted index is never `recover`ed), then the directory if that emptied it."""
+    for name in (MANIFEST, *FILES, *SIDE_FILES):
+        try:
+            (directory / name).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+    try:
+        os.rmdir(directory)
+    except OSError:
+        pass  # missing, or something not ours is inside: it stays
 
 
 def _pid_alive(pid: int) -> bool:
@@ -276,17 +304,41 @@ def _remove_stale(parent: Path, name: str) -> None:
     for stale in parent.glob(f".{name}.tmp-*"):
         pid = stale.name[len(f".{name}.tmp-") :].split("-")[0]
         if pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
+            _discard(stale)
 
 
-def recover(target: Path) -> None:
-    """Finish an interrupted swap: put back the old index if a crash left none in place."""
-    if target.exists():
+def _recover_locked(target: Path) -> None:
+    """Finish an interrupted swap: put back the old index if a crash left none in place. The
+    caller holds the writer lock."""
+    if os.path.lexists(target):
         return
     for old in sorted(target.parent.glob(f".{target.name}.old-*")):
-        if (old / MANIFEST).is_file():
+        if is_index(old) and not foreign_entries(old):
             os.rename(old, target)
             return
+
+
+def recover(index: str | Path) -> None:
+    """`_recover_locked` for readers: only when no writer is mid-swap (else its new index is about
+    to appear, and readers wait a moment for it)."""
+    target = Path(os.path.realpath(index))
+    if os.path.lexists(target) or not any(target.parent.glob(f".{target.name}.old-*")):
+        return
+    lock = WriterLock(target)
+    try:
+        free = lock.try_acquire()
+    except SemsearchError:  # e.g. a read-only parent: nothing to recover from here
+        return
+    if not free:
+        for _ in range(100):
+            if os.path.lexists(target):
+                return
+            time.sleep(0.05)
+        return
+    try:
+        _recover_locked(target)
+    finally:
+        lock.release()
 
 
 def write_index(
@@ -334,6 +386,7 @@ def build(
     engine: str = "local",
     workers: int | None = None,
     ray_address: str | None = None,
+    wait: float = DEFAULT_WAIT,
 ) -> BuildSummary:
     """Ingest `paths`, merge into papers, embed and write the index at `index`.
 
@@ -353,15 +406,17 @@ def build(
         backend: how `model` runs: "auto" (int8 ONNX when available), "torch", "onnx", "onnx-int8".
         engine: where it runs: "local" (this process) or "ray" (Ray actors, same vectors; needs
             semsearch[ray]); `workers` and `ray_address` as for semsearch.ray_engine.RayEmbedder.
+        wait: seconds to wait for another process writing this index before IndexBusy.
     Raises:
         CorpusError: a path is missing, empty, binary or holds no abstracts.
+        IndexTargetError: `index` is not a path semsearch may write (see target.judge); nothing changed.
+        IndexBusy: another writer held the index for longer than `wait`.
         SemsearchError: the index directory cannot be written.
     """
     start = time.perf_counter()
+    judge(index, paths)  # before minutes of reading: a wrong --index fails at once
     results: list[FileResult] = read_paths(paths, columns, progress=progress)
-    files = [
-        {"path": f.path, "format": f.format, "records": len(f.records), "skipped": len(f.skipped)} for f in results
-    ]
+    files = _file_facts(results)
     summary = build_records(
         [r for f in results for r in f.records],
         index,
@@ -377,6 +432,7 @@ def build(
         engine=engine,
         workers=workers,
         ray_address=ray_address,
+        wait=wait,
     )
     summary.skipped = [s for f in results for s in f.skipped]
     summary.seconds = time.perf_counter() - start
@@ -399,27 +455,42 @@ def build_records(
     engine: str = "local",
     workers: int | None = None,
     ray_address: str | None = None,
+    wait: float = DEFAULT_WAIT,
 ) -> BuildSummary:
     """`build` from raw records already read (same arguments, same atomic write)."""
     start = time.perf_counter()
-    target = Path(index)
-    recover(target)
-    staging = _Staging(target)  # fails now, before minutes of embedding, if unwritable
-    try:
-        if embedder is None and engine != "local":  # a missing Ray fails here, before the merge
-            embedder = engine_embedder(model, backend, engine, workers=workers, address=ray_address)
-        merged = merge(raw) if dedupe else unmerged(raw)
-    except BaseException:
-        staging.abort()
-        raise
-    summary = _build_papers(
-        merged.papers, staging, embedder or make_embedder(model, backend), progress, cache, index_type,
-        target_recall, {"files": files or [], "records": len(raw), "merged_groups": len(merged.groups)},
-    )
+    with _writing(index, wait) as target:
+        staging = _Staging(target)  # fails now, before minutes of embedding, if unwritable
+        try:
+            if embedder is None and engine != "local":  # a missing Ray fails here, before the merge
+                embedder = engine_embedder(model, backend, engine, workers=workers, address=ray_address)
+            merged = merge(raw) if dedupe else unmerged(raw)
+        except BaseException:
+            staging.abort()
+            raise
+        summary = _build_papers(
+            merged.papers, staging, embedder or make_embedder(model, backend), progress, cache, index_type,
+            target_recall, {"files": files or [], "records": len(raw), "merged_groups": len(merged.groups)},
+        )
     summary.merged_groups = merged.groups
     summary.records = len(raw)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+@contextmanager
+def _writing(
+    index: str | Path, wait: float, inputs: Sequence[str | Path] = (), *, existing: bool = False
+) -> Iterator[Path]:
+    """Judge `index` (see target.judge), hold its writer lock, finish any interrupted swap, and
+    yield the real directory to write. `existing`: an index must be there already (add, remove)."""
+    target = judge(index, inputs)
+    if existing and not is_index(target) and not any(target.parent.glob(f".{target.name}.old-*")):
+        Manifest.read(target)  # raises IndexNotFound / IndexFormatError before anything is created
+    with WriterLock(target, wait):
+        judge(index, inputs)  # again: another writer may have changed it while this one waited
+        _recover_locked(target)
+        yield target
 
 
 def _build_papers(
@@ -572,25 +643,29 @@ class _Opened:
     manifest: Manifest
     stored: list[tuple[int, Paper]]
     embedder: Embedder
+    vectors: object  # the FAISS index, checked against the manifest
 
 
 def _open_for_update(target: Path, embedder: Embedder | None) -> _Opened:
+    """Open the index to change as `search` would, refusing a damaged one with the same message."""
     from .embed import query_embedder_for
 
-    recover(target)
     manifest = Manifest.read(target)
+    vectors = read_vectors(target, manifest)
     store = PaperStore(target)
     try:
         stored = store.rows_and_papers()
+    except sqlite3.Error as exc:
+        raise IndexFormatError(f"{target / PAPERS}: unreadable ({exc}); rebuild the index") from None
     finally:
         store.close()
     embedder = embedder or query_embedder_for(manifest.model, manifest.model_fingerprint)
     if embedder.fingerprint != manifest.model_fingerprint:
-        raise SemsearchError(
+        raise ModelMismatch(
             f"{target}: built with {manifest.model} (weights {manifest.model_fingerprint}); update it with "
             f"the same model, or rebuild it with `semsearch build`"
         )
-    return _Opened(manifest, stored, embedder)
+    return _Opened(manifest, stored, embedder, vectors)
 
 
 def _rebuild_reason(manifest: Manifest, plan: UpdatePlan) -> str | None:
@@ -627,8 +702,7 @@ def _apply(
         summary = _update_in_place(target, opened, plan, papers, reusing, progress, facts)
     else:
         if manifest.index_type == "flat":  # exact stored vectors: reuse them rather than re-embed
-            vectors = read_vectors(target, manifest)
-            reusing.known.update((paper_text(p), vectors.reconstruct(row)) for row, p in opened.stored)
+            reusing.known.update((paper_text(p), opened.vectors.reconstruct(row)) for row, p in opened.stored)
         target_recall = manifest.build.get("index_choice", {}).get("target_recall", TARGET_RECALL)
         kind = manifest.build.get("requested_index_type", "auto")
         kept = {k: v for k, v in manifest.build.items() if k not in ("index_choice", "rows_at_build", "updates")}
@@ -666,7 +740,7 @@ def _update_in_place(
     name = VECTORS
     try:
         if len(plan.append):
-            index = read_vectors(target, manifest)
+            index = opened.vectors
             with omp_threads(1 if len(new_rows) < 10_000 else None):  # see ann.omp_threads
                 index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), new_rows)
             _write_vectors(staging.path / VECTORS, index)
@@ -747,6 +821,7 @@ def add(
     progress: bool = False,
     cache: Path | None | bool = True,
     columns: dict[str, str] | None = None,
+    wait: float = DEFAULT_WAIT,
 ) -> BuildSummary:
     """Add the papers in `paths` to an existing index, merged against its records.
 
@@ -758,21 +833,22 @@ def add(
     keep working.
 
     Raises:
-        CorpusError: a bad input file (nothing changes); IndexNotFound / IndexFormatError;
-        SemsearchError: the update would need another model.
+        CorpusError: a bad input file (nothing changes); IndexNotFound / IndexFormatError (the
+        same checks as `search`); IndexTargetError, IndexBusy (see `build`);
+        ModelMismatch: the update would need another model.
     """
     start = time.perf_counter()
-    target = Path(index)
-    opened = _open_for_update(target, embedder)
-    results = read_paths(paths, columns, progress=progress)
-    new = [r for f in results for r in f.records]
-    files = [{"path": f.path, "format": f.format, "records": len(f.records), "skipped": len(f.skipped)} for f in results]
-    stored = [r for _, p in opened.stored for r in as_records(p)]
-    merged = merge(stored + new, known=len(stored))
-    facts = {"files": opened.manifest.build.get("files", []) + files,
-             "records": opened.manifest.build.get("records", 0) + len(new)}
-    summary = _apply(target, opened, merged.papers, progress=progress, cache=cache, facts=facts)
-    summary.files, summary.records, summary.papers_before = files, len(new), len(opened.stored)
+    judge(index, paths)
+    with _writing(index, wait, paths, existing=True) as target:
+        opened = _open_for_update(target, embedder)
+        results = read_paths(paths, columns, progress=progress)
+        new = [r for f in results for r in f.records]
+        stored = [r for _, p in opened.stored for r in as_records(p)]
+        merged = merge(stored + new, known=len(stored))
+        facts = {"files": opened.manifest.build.get("files", []) + _file_facts(results),
+                 "records": opened.manifest.build.get("records", 0) + len(new)}
+        summary = _apply(target, opened, merged.papers, progress=progress, cache=cache, facts=facts)
+    summary.files, summary.records, summary.papers_before = _file_facts(results), len(new), len(opened.stored)
     added = {f"{r.source}:{r.line}" for r in new}
     summary.merged_groups = [g for g in merged.groups if added & set(g.sources)]
     summary.skipped = [s for f in results for s in f.skipped]
@@ -780,30 +856,37 @@ def add(
     return summary
 
 
-def remove(ids: Sequence[str], index: str | Path = DEFAULT_INDEX, *, embedder: Embedder | None = None) -> BuildSummary:
+def remove(
+    ids: Sequence[str], index: str | Path = DEFAULT_INDEX, *, embedder: Embedder | None = None,
+    wait: float = DEFAULT_WAIT,
+) -> BuildSummary:
     """Remove papers (by record id or arXiv id) from an index, atomically; raises QueryError for an
     unknown id (nothing changes). Their FAISS rows are retired (see `add`)."""
     from .errors import QueryError
 
     start = time.perf_counter()
-    target = Path(index)
-    opened = _open_for_update(target, embedder)
-    papers = [p for _, p in opened.stored]
-    by_ref = {p.id: p.id for p in papers} | {p.arxiv_id: p.id for p in papers if p.arxiv_id}
-    gone = set()
-    for ref in ids:
-        found = by_ref.get(ref) or by_ref.get(_arxiv_or_none(ref) or "")
-        if found is None:
-            raise QueryError(f"no paper with id {ref!r} in {target}: see `semsearch papers`")
-        gone.add(found)
-    keep = [p for p in papers if p.id not in gone]
-    if not keep:
-        raise QueryError(f"removing {len(papers)} papers would leave {target} empty: delete the directory instead")
-    summary = _apply(target, opened, keep, progress=False, cache=False, facts={})
+    with _writing(index, wait, existing=True) as target:
+        opened = _open_for_update(target, embedder)
+        papers = [p for _, p in opened.stored]
+        by_ref = {p.id: p.id for p in papers} | {p.arxiv_id: p.id for p in papers if p.arxiv_id}
+        gone = set()
+        for ref in ids:
+            found = by_ref.get(ref) or by_ref.get(_arxiv_or_none(ref) or "")
+            if found is None:
+                raise QueryError(f"no paper with id {ref!r} in {index}: see `semsearch papers`")
+            gone.add(found)
+        keep = [p for p in papers if p.id not in gone]
+        if not keep:
+            raise QueryError(f"removing {len(papers)} papers would leave {index} empty: delete the directory instead")
+        summary = _apply(target, opened, keep, progress=False, cache=False, facts={})
     summary.papers_before = len(papers)
     summary.removed = sorted(gone)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _file_facts(results: Sequence[FileResult]) -> list[dict]:
+    return [{"path": f.path, "format": f.format, "records": len(f.records), "skipped": len(f.skipped)} for f in results]
 
 
 def _arxiv_or_none(ref: str) -> str | None:
@@ -912,6 +995,7 @@ def read_vectors(directory: Path, manifest: Manifest):
         index = faiss.read_index(str(path))
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+        reason = reason.rsplit("failed: ", 1)[-1]  # FAISS prefixes the C++ function and source line
         raise IndexFormatError(f"{path}: damaged FAISS file ({reason}); rebuild the index") from None
     set_search_params(index, manifest.index_params)
     if index.d != manifest.dim or index.ntotal != manifest.vector_rows:

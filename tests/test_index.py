@@ -75,15 +75,15 @@ def test_crash_between_the_two_renames_is_recovered(tmp_path, fake):
 
 
 def test_unwritable_index_dir_fails_before_embedding(tmp_path, fake):
-    if os.geteuid() == 0:
+    if os.geteuid() == 0:  # root writes into read-only directories: a file in the path instead
         blocker = tmp_path / "file"
         blocker.write_text("not a directory")
-        target = blocker / "idx"
+        target, message = blocker / "idx", "file is a file, not a directory"
     else:
         parent = tmp_path / "ro"
         parent.mkdir(mode=0o500)
-        target = parent / "idx"
-    with pytest.raises(SemsearchError, match="cannot write an index here"):
+        target, message = parent / "idx", "cannot write an index here"
+    with pytest.raises(SemsearchError, match=message):
         build([CORPUS], target, embedder=fake)
     assert fake.calls == 0
 
