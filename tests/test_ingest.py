@@ -222,7 +222,7 @@ def test_bibtex_entries_with_abstracts(tmp_path):
     [rec] = r.records
     assert rec.title == "AutoShard: Automated Embedding Table Sharding" and rec.arxiv_id == "2208.06399"
     assert rec.authors == ("Zha, Daochen", "Feng, Louis") and rec.date == "2022" and rec.line == 2
-    assert rec.abstract.endswith("With nested braces and Godel.")
+    assert rec.abstract.endswith("With nested braces and Gödel.")  # LaTeX decoded, not stripped
     assert [(s.line, s.reason.split(" (")[0]) for s in r.skipped] == [
         (10, "BibTeX entry without an abstract"),
         (11, "malformed BibTeX entry"),
@@ -354,7 +354,7 @@ def test_a_broken_bibtex_entry_does_not_swallow_the_next(tmp_path):
     f.write_text(f"@article{{a, abstract = {{{ABSTRACT}\n\n@article{{b,\n  abstract = {{{OTHER}}}}}\n")
     r = read_file(f)
     assert [(x.line, x.abstract) for x in r.records] == [(3, OTHER)]
-    assert [(s.line, s.reason) for s in r.skipped] == [(1, "malformed BibTeX entry (unbalanced braces)")]
+    assert [(s.line, s.reason) for s in r.skipped] == [(1, "malformed BibTeX entry (unbalanced braces or quotes)")]
 
 
 def test_non_utf8_in_a_gzip_file_names_the_line(tmp_path):
