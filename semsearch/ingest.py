@@ -622,8 +622,8 @@ _CSV_SNIFF_ROWS = 20
 def _looks_like_csv(text: str, columns: dict[str, str] | None = None) -> bool:
     """A header naming a field we know (or one `columns` names), or the same number (2+) of
     cells in every row of the file's first _CSV_SNIFF_ROWS rows (within the first _SNIFF_CHARS)
-    under a first row that reads as a header (no cell is prose): lines of prose with one comma
-    each are a page."""
+    under a first row that reads as a header (no cell is prose) or has a quoted cell: lines of
+    prose with one comma each are a page."""
     first = text.split("\n", 1)[0]
     delimiter = _csv_delimiter(first)
     if delimiter not in first:
@@ -646,7 +646,9 @@ def _looks_like_csv(text: str, columns: dict[str, str] | None = None) -> bool:
             counts.append(len(row))
     if cut and len(counts) <= _CSV_SNIFF_ROWS:
         counts = counts[:-1]
-    return header_like and len(counts) >= 2 and counts[0] >= 2 and len(set(counts[:_CSV_SNIFF_ROWS])) == 1
+    d = re.escape(delimiter)
+    quoted = bool(re.search(rf'(?:^|{d})"', first) and re.search(rf'"(?:{d}|$)', first))
+    return (header_like or quoted) and len(counts) >= 2 and counts[0] >= 2 and len(set(counts[:_CSV_SNIFF_ROWS])) == 1
 
 
 _BIB_ENTRY = re.compile(r"^[ \t]*@[ \t]*(\w+)\s*[{(]", re.MULTILINE)
