@@ -9,16 +9,19 @@ dropped silently.
 from __future__ import annotations
 
 import codecs
+import functools
 import csv
+import io
 import itertools
 import json
 import re
+import shlex
 import sys
 import unicodedata
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Self
@@ -40,6 +43,11 @@ _MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 _CATEGORY_DATE = re.compile(
     rf"^(?P<cat>[A-Z]{{2,4}})(?P<date>(?:{_MONTHS})[a-z]* \d{{1,2}}, \d{{4}})(?:Code)?$"
 )
+
+
+class _NoAbstracts(CorpusError):
+    """A file that holds no abstracts (empty, binary, or none found): skipped, with its reason,
+    when it is found in a directory; an error when it is named."""
 
 
 @dataclass(frozen=True)
@@ -376,15 +384,27 @@ def _text_lines(text: str) -> Iterator[str]:
         start = end
 
 
-def stream_jsonl(path: str, lines: Iterable[str]) -> Iterator[RawRecord | Skipped]:
-    """JSON lines -> a RawRecord per object with an `abstract`, a Skipped per other non-blank line.
+def stream_jsonl(
+    path: str, lines: Iterable[str], columns: dict[str, str] | None = None
+) -> Iterator[RawRecord | Skipped]:
+    """JSON lines -> a RawRecord per object with an abstract, a Skipped per other non-blank line.
+
+    An object's abstract is its `abstract` field, the field `columns` names, or (a BEIR corpus)
+    its `text` beside an `_id`, which becomes the id.
 
     Args:
         path: the file name used in records and messages.
         lines: the file's lines (a trailing "\\n" is allowed); one is held at a time.
+        columns: our field names -> the file's field names (`{"abstract": "summary"}`).
     Yields:
-        RawRecord or Skipped, in file order; never raises on bad lines.
+        RawRecord or Skipped, in file order.
+    Raises:
+        CorpusError (at the end): a field `columns` names is in no record, or no record has a
+            field known to hold the abstract (the message lists the fields seen and suggests
+            --columns).
     """
+    fields = _FieldsSeen()
+    rename = {theirs: ours for ours, theirs in (columns or {}).items()}
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -400,58 +420,189 @@ def stream_jsonl(path: str, lines: Iterable[str]) -> Iterator[RawRecord | Skippe
         if not isinstance(obj, dict):
             yield Skipped(path, n, "a JSON line must be an object", _short(line))
             continue
+        fields.add(obj)
+        if columns:
+            # A field we map to replaces the file's own field of that name.
+            obj = {rename.get(k, k): v for k, v in obj.items() if k in rename or k not in columns}
+        elif "abstract" not in obj and "_id" in obj and "text" in obj:  # a BEIR corpus
+            obj = {**obj, "abstract": obj["text"], "id": obj["_id"]}
         try:
             yield _record_from_fields(path, n, obj)
         except CorpusError as exc:
             yield Skipped(path, n, exc.reason, _short(line))
+    fields.check(path, columns)
 
 
-def parse_jsonl(path: str, text: str) -> Parsed:
-    """JSON lines with `abstract` and optional `title`, `id`, `arxiv_id`, `authors`, `date`, `categories`."""
-    return _collect(stream_jsonl(path, _text_lines(text)))
+def parse_jsonl(path: str, text: str, columns: dict[str, str] | None = None) -> Parsed:
+    """JSON lines with `abstract` (or BEIR `_id`/`text`, or fields named by `columns`) and optional
+    `title`, `id`, `arxiv_id`, `authors`, `date`, `categories`."""
+    return _collect(stream_jsonl(path, _text_lines(text), columns))
+
+
+#: Records (rows or objects) kept to guess which column holds the abstract.
+_SAMPLE_ROWS = 20
+#: Column or field names listed in a refusal, at most.
+_MAX_NAMES_SHOWN = 20
+_TITLE_HINTS = ("title", "name", "heading", "headline")
+
+
+class _FieldsSeen:
+    """The field names of a JSONL file's objects (in order of first sight) and a sample of their
+    values: what a refusal lists and guesses --columns from."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, None] = {}
+        self.sample: list[dict[str, str]] = []
+
+    def add(self, obj: dict) -> None:
+        if len(self.names) < 1000:  # bounded, whatever the file
+            self.names.update(dict.fromkeys(obj))
+        if len(self.sample) < _SAMPLE_ROWS:
+            self.sample.append({k: v for k, v in obj.items() if isinstance(v, str)})
+
+    def check(self, path: str, columns: dict[str, str] | None) -> None:
+        if not self.names:
+            return
+        names = list(self.names)
+        if columns:
+            missing = [f"{ours}={theirs}" for ours, theirs in columns.items() if theirs not in self.names]
+            if missing:
+                raise _refusal(path, f"no field {_named(missing)} in any record", "field",
+                               names, self.sample, columns)
+        elif "abstract" not in self.names and not {"_id", "text"} <= self.names.keys():
+            raise _refusal(path, "cannot tell which field holds the abstract", "field", names, self.sample, None)
+
+
+def _named(mappings: list[str]) -> str:
+    """["abstract=Sumary"] -> "'Sumary' (from --columns abstract=Sumary)"."""
+    names = ", ".join(m.split("=", 1)[1].join("''") for m in mappings)
+    return f"{names} (from --columns {','.join(mappings)})"
+
+
+def _mean_words(rows: list[dict[str, str]], name: str) -> float:
+    values = [v for row in rows if isinstance(v := row.get(name), str) and v.strip()]
+    return sum(_words(v) for v in values) / len(values) if values else 0.0
+
+
+def _guess_columns(names: list[str], rows: list[dict[str, str]]) -> dict[str, str]:
+    """{"title": …, "abstract": …} as far as they can be told: the abstract is the column whose
+    sampled values are prose (the most words on average), the title one named like a title."""
+    words = {name: _mean_words(rows, name) for name in names if name}
+    guess = {}
+    prose = [n for n in words if words[n] >= MIN_ABSTRACT_WORDS]
+    if prose:
+        guess["abstract"] = max(prose, key=words.__getitem__)
+    for hint in _TITLE_HINTS:
+        titled = [n for n in words if hint in n.lower() and n not in guess.values() and words[n] < MIN_ABSTRACT_WORDS]
+        if titled:
+            guess["title"] = titled[0]
+            break
+    return guess
+
+
+def _columns_option(mapping: dict[str, str]) -> str:
+    ordered = sorted(mapping.items(), key=lambda kv: _FIELDS.index(kv[0]))
+    return shlex.quote(",".join(f"{ours}={theirs}" for ours, theirs in ordered))
+
+
+def _refusal(path: str, reason: str, noun: str, names: list[str], rows: list[dict[str, str]],
+             columns: dict[str, str] | None) -> CorpusError:
+    """The one-line error for a file whose columns (fields) cannot be mapped: it lists the names
+    the file has and suggests the --columns to use. A file with no prose in any of them holds no
+    abstracts (`_NoAbstracts`)."""
+    shown = ", ".join(n or "(unnamed)" for n in names[:_MAX_NAMES_SHOWN])
+    if len(names) > _MAX_NAMES_SHOWN:
+        shown += f", … ({len(names) - _MAX_NAMES_SHOWN} more)"
+    guess = _guess_columns(names, rows)
+    lower = {n.lower(): n for n in names}
+    kept = {ours: lower[theirs.lower()] for ours, theirs in (columns or {}).items() if theirs.lower() in lower}
+    if "abstract" not in guess and "abstract" not in kept:
+        return _NoAbstracts(path, f"{reason}, and no {noun} holds abstracts ({MIN_ABSTRACT_WORDS}+ words); "
+                                  f"its {noun}s are: {shown}; if one does, use --columns abstract={noun.upper()}")
+    suggestion = {**{k: v for k, v in guess.items() if k not in kept and v not in kept.values()}, **kept}
+    return CorpusError(path, f"{reason}; its {noun}s are: {shown}; use --columns {_columns_option(suggestion)}")
+
+
+def _numbered_rows(reader) -> Iterator[tuple[int, list[str] | csv.Error]]:
+    """(line the row starts on, its cells) per CSV row; a csv.Error is yielded in place of the
+    row it spoils, and ends the rows."""
+    start = 1
+    try:
+        for row in reader:
+            yield start, row
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        yield start, exc
+
+
+def _csv_fields(path: str, header: list[str], rows: Iterator, columns: dict[str, str] | None,
+                delimiter: str) -> list[str]:
+    """Our field name for each header column ("" = unused); raises CorpusError when the header
+    cannot be mapped (reading a sample of `rows` to suggest --columns)."""
+    lower = [h.lower() for h in header]
+    reason = None
+    if columns:
+        missing = [f"{ours}={theirs}" for ours, theirs in columns.items() if theirs.lower() not in lower]
+        if missing:
+            reason = f"no column {_named(missing)}"
+    elif "abstract" not in lower:
+        reason = "cannot tell which column holds the abstract"
+    if reason is not None:
+        prose = [h for h in header if _is_prose(h)]
+        if prose:
+            example = delimiter.join(("title", "abstract")).replace("\t", "<TAB>")
+            raise CorpusError(path, f"the first row is not a header (a cell holds {_words(prose[0])} words): "
+                                    f"add a header row naming the columns, e.g. {example}", 1)
+        sample = [dict(zip(header, row)) for _, row in itertools.islice(rows, _SAMPLE_ROWS) if isinstance(row, list)]
+        raise _refusal(path, reason, "column", header, sample, columns)
+    mapped = {theirs.lower(): ours for ours, theirs in (columns or {}).items()}
+    # A column named like a field that --columns maps elsewhere is not used.
+    return [mapped.get(name, "" if name in (columns or {}) else name) for name in lower]
 
 
 def stream_csv(path: str, lines: Iterable[str], columns: dict[str, str] | None = None) -> Iterator[RawRecord | Skipped]:
-    """CSV or TSV with a header row naming at least `abstract` -> RawRecord / Skipped per row.
+    """CSV or TSV with a header row -> RawRecord / Skipped per row.
 
     Args:
         path: the file name used in records and messages.
         lines: the file's lines, each with its "\\n" (a quoted cell may span lines); the
             separator is a tab when the header has more tabs than commas.
-        columns: our field names -> the file's column names (`{"abstract": "Summary"}`).
+        columns: our field names -> the file's column names (`{"abstract": "Summary"}`), matched
+            case-insensitively; without it the header must name an `abstract` column.
     Yields:
         RawRecord or Skipped, in file order; a malformed row ends the file with one Skipped.
+    Raises:
+        CorpusError (before any row): the header has no `abstract` column and `columns` names
+            none, or `columns` names a column the header lacks; the message lists the header's
+            columns and suggests --columns.
     """
     lines = iter(lines)
     first = next(lines, "")
-    header_line = first.split("\n", 1)[0]
-    delimiter = "\t" if header_line.count("\t") > header_line.count(",") else ","
-    reader = csv.DictReader(itertools.chain([first], lines), delimiter=delimiter)
-    rename = {v.strip().lower(): k for k, v in (columns or {}).items()}
-    start = 1
-    try:
-        reader.fieldnames = [rename.get(h.strip().lower(), h.strip().lower()) for h in reader.fieldnames or []]
-        start = 2
-        for row in reader:
-            line, start = start, reader.line_num + 1
-            if None in row:
-                yield Skipped(path, line, "more cells than header columns")
-                continue
-            if not any((v or "").strip() for v in row.values()):
-                continue
-            try:
-                yield _record_from_fields(path, line, {k: v for k, v in row.items() if v != ""})
-            except CorpusError as exc:
-                yield Skipped(path, line, exc.reason)
-    except csv.Error as exc:
-        yield Skipped(path, start, f"malformed CSV ({exc}); the rest of the file was not read")
+    delimiter = _csv_delimiter(first)
+    rows = _numbered_rows(csv.reader(itertools.chain([first], lines), delimiter=delimiter))
+    line, header = next(rows, (1, []))
+    if isinstance(header, csv.Error):
+        yield Skipped(path, line, f"malformed CSV ({header}); the rest of the file was not read")
+        return
+    header = [h.strip() for h in header]
+    fields = _csv_fields(path, header, rows, columns, delimiter)
+    for line, row in rows:
+        if isinstance(row, csv.Error):
+            yield Skipped(path, line, f"malformed CSV ({row}); the rest of the file was not read")
+            return
+        if len(row) > len(header):
+            yield Skipped(path, line, "more cells than header columns")
+            continue
+        if not any(v.strip() for v in row):
+            continue
+        try:
+            yield _record_from_fields(path, line, {f: v for f, v in zip(fields, row) if f and v != ""})
+        except CorpusError as exc:
+            yield Skipped(path, line, exc.reason)
 
 
 def parse_csv(path: str, text: str, columns: dict[str, str] | None = None) -> Parsed:
-    """CSV or TSV with a header row naming at least `abstract`.
-
-    `columns` maps our field names to the file's column names (`{"abstract": "Summary"}`).
-    """
+    """CSV or TSV with a header row naming `abstract`, or the columns `columns` names."""
     return _collect(stream_csv(path, _text_lines(text), columns))
 
 
@@ -459,55 +610,54 @@ def _looks_like_jsonl(text: str) -> bool:
     return text.lstrip().startswith("{")
 
 
+def _csv_delimiter(header: str) -> str:
+    header = header.split("\n", 1)[0]
+    return "\t" if header.count("\t") > header.count(",") else ","
+
+
+#: Rows at a file's start whose cell counts tell a CSV/TSV file from a page.
+_CSV_SNIFF_ROWS = 20
+
+
 def _looks_like_csv(text: str, columns: dict[str, str] | None = None) -> bool:
-    first = text.split("\n", 1)[0].lower()
-    cells = re.split(r"[,\t]", first)
-    wanted = (columns or {}).get("abstract", "abstract").lower()
-    return len(cells) > 1 and wanted in (c.strip().strip('"') for c in cells)
+    """A header naming a field we know (or one `columns` names), or the same number (2+) of
+    cells in every row of the file's first _CSV_SNIFF_ROWS rows (within the first _SNIFF_CHARS)
+    under a first row that reads as a header (no cell is prose) or has a quoted cell: lines of
+    prose with one comma each are a page."""
+    first = text.split("\n", 1)[0]
+    delimiter = _csv_delimiter(first)
+    if delimiter not in first:
+        return False
+    cells = {c.strip().strip('"').lower() for c in first.split(delimiter)}
+    known = {c.lower() for c in (columns or {}).values()} | set(_FIELDS)
+    if cells & known:
+        return True
+    sample = text[:_SNIFF_CHARS]
+    cut = len(text) >= _SNIFF_CHARS  # the sample may end inside a row: do not count that row
+    if cut:
+        sample = sample[: sample.rfind("\n") + 1]
+    counts, header_like = [], True
+    for _, row in itertools.islice(_numbered_rows(csv.reader(io.StringIO(sample), delimiter=delimiter)),
+                                   _CSV_SNIFF_ROWS + 1):
+        if isinstance(row, csv.Error):
+            break
+        if any(c.strip() for c in row):
+            header_like = header_like if counts else not any(_is_prose(c) for c in row)
+            counts.append(len(row))
+    if cut and len(counts) <= _CSV_SNIFF_ROWS:
+        counts = counts[:-1]
+    d = re.escape(delimiter)
+    quoted = bool(re.search(rf'(?:^|{d})"', first) and re.search(rf'"(?:{d}|$)', first))
+    return (header_like or quoted) and len(counts) >= 2 and counts[0] >= 2 and len(set(counts[:_CSV_SNIFF_ROWS])) == 1
 
 
 _BIB_ENTRY = re.compile(r"^[ \t]*@[ \t]*(\w+)\s*[{(]", re.MULTILINE)
 _BIB_TYPE = re.compile(r"[ \t]*@[ \t]*\w+")  # a line that opens an entry if `{` or `(` follows
 _BIB_OPEN = re.compile(r"\s*[{(]")
-_BIB_KEY = re.compile(r"\s*([^,\s]*)\s*,")
-_BIB_FIELD = re.compile(r"\s*(\w[\w-]*)\s*=\s*")
-_BIB_SEP = re.compile(r"\s*(,|[})])")
-_BIB_WORD = re.compile(r"[\w.:/-]+")
 
 
 def _looks_like_bibtex(text: str) -> bool:
     return bool(_BIB_ENTRY.search(text[:65536])) and text.lstrip().startswith(("@", "%"))
-
-
-def _bib_value(text: str, i: int) -> tuple[str, int]:
-    """Read a BibTeX value at text[i] ({...} nested, "...", or a bare word); returns (value, next i)."""
-    if text[i] == "{":
-        depth, j = 0, i
-        while j < len(text):
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            if depth == 0:
-                return text[i + 1 : j], j + 1
-            j += 1
-        raise ValueError("unbalanced braces")
-    if text[i] == '"':
-        j, depth = i + 1, 0
-        while j < len(text) and not (text[j] == '"' and depth == 0):
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            j += 1
-        if j >= len(text):
-            raise ValueError("unterminated quote")
-        return text[i + 1 : j], j + 1
-    m = _BIB_WORD.match(text, i)
-    if not m:
-        raise ValueError(f"unexpected {text[i]!r}")
-    return m.group(), m.end()
-
-
-def _bib_clean(value: str) -> str:
-    value = re.sub(r"\\[a-zA-Z]+\s*(?=\{)", "", value)  # \emph{x} -> {x}
-    value = re.sub(r"\\[\"'`^~=.]\s*\{?([a-zA-Z])\}?", r"\1", value)  # accents: {\"o} -> o
-    value = value.replace("\\&", "&").replace("~", " ").replace("{", "").replace("}", "")
-    return clean_text(value)
 
 
 def _bib_entries(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
@@ -547,45 +697,95 @@ def _bib_entries(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
         yield first, "".join(stretch)
 
 
+#: Text that LaTeX decoding may change; a value without any is passed through as it is (fast).
+_LATEX_SPECIAL = re.compile(r"[\\{}$~%&`]|--|''")
+#: A bare `%` or `&`: not special in BibTeX, but LaTeX would drop the rest of the line (or a cell).
+_BARE = re.compile(r"(?<!\\)([%&])")
+_MONTHS_BY_NAME = {m: i for i, m in enumerate(_MONTHS.lower().split("|"), 1)}
+_ARXIV_IN_TEXT = re.compile(rf"(?:arXiv:\s*|arxiv\.org/(?:abs|pdf)/)({_ARXIV_ID})", re.IGNORECASE)
+
+
+@functools.cache
+def _bib_middleware() -> list:
+    """bibtexparser's LaTeX-to-Unicode middleware, its decoder set up as bibtexparser's own
+    (`\\url{x}` -> x, math kept verbatim) with a bare `%`/`&` kept as text."""
+    import logging
+
+    import pylatexenc.latex2text as l2t
+    from bibtexparser.middlewares import LatexDecodingMiddleware
+
+    class Decoder(l2t.LatexNodes2Text):
+        def latex_to_text(self, latex, **kwargs):
+            if not _LATEX_SPECIAL.search(latex):
+                return latex
+            return super().latex_to_text(_BARE.sub(r"\\\1", latex), **kwargs)
+
+    context = l2t.get_default_latex_context_db()
+    context.add_context_category("semsearch", prepend=True, macros=[l2t.MacroTextSpec("url", simplify_repl="%s")])
+    # Parse failures come back as blocks and are reported as Skipped; not also as log lines.
+    logging.getLogger("bibtexparser").addHandler(logging.NullHandler())
+    return [LatexDecodingMiddleware(decoder=Decoder(latex_context=context, math_mode="verbatim"))]
+
+
+def _bib_failure(block) -> str:
+    """Why bibtexparser could not parse a block, in one line."""
+    error = block.error
+    why = getattr(error, "abort_reason", None) or str(error) or type(error).__name__
+    if "end of file" in why:  # each entry is parsed alone: it never closed
+        return "unbalanced braces or quotes"
+    return _short(clean_text(why.replace("`", "")))
+
+
+def _bib_date(year: str, month: str) -> str | None:
+    """BibTeX year (`2022`) and month (`jul`, `July`, `7`) -> `2022-07`, `2022`, or None."""
+    if not re.fullmatch(r"\d{4}", year):
+        return None
+    m = month.strip().lower().rstrip(".")
+    number = int(m) if m.isdigit() else _MONTHS_BY_NAME.get(m[:3]) if len(m) >= 3 else None
+    return f"{year}-{number:02d}" if number and 1 <= number <= 12 else year
+
+
+def _bib_arxiv(fields: dict[str, str]) -> str | None:
+    for name in ("eprint", "arxiv", "arxivid"):
+        if fields.get(name) and (arxiv_id := _maybe_arxiv(fields[name])):
+            return arxiv_id
+    for name in ("journal", "url", "note", "howpublished"):
+        if m := _ARXIV_IN_TEXT.search(fields.get(name, "")):
+            return normalize_arxiv_id(m[1])
+    return None
+
+
 def _bib_entry(path: str, line: int, text: str) -> RawRecord | Skipped | None:
     """One entry (`text` starts with its `@type{`) -> a RawRecord, a Skipped, or None for
     @comment, @string and @preamble."""
+    import bibtexparser
+    from bibtexparser.model import Entry, ParsingFailedBlock
+
     m = _BIB_ENTRY.match(text)
     assert m is not None
     if m.group(1).lower() in ("comment", "string", "preamble"):
         return None
-    fields: dict[str, str] = {}
-    try:
-        key = _BIB_KEY.match(text, m.end())
-        if not key:
-            raise ValueError("no citation key")
-        i = key.end()
-        while True:
-            f = _BIB_FIELD.match(text, i)
-            if not f:
-                break
-            value, i = _bib_value(text, f.end())
-            fields[f.group(1).lower()] = _bib_clean(value)
-            sep = _BIB_SEP.match(text, i)
-            if not sep or sep.group(1) != ",":
-                break
-            i = sep.end()
-    except ValueError as exc:
-        return Skipped(path, line, f"malformed BibTeX entry ({exc})")
+    blocks = bibtexparser.parse_string(text, append_middleware=_bib_middleware()).blocks
+    failed = [b for b in blocks if isinstance(b, ParsingFailedBlock)]
+    entries = [b for b in blocks if isinstance(b, Entry)]
+    if failed or len(entries) != 1:
+        why = _bib_failure(failed[0]) if failed else "not one entry"
+        return Skipped(path, line, f"malformed BibTeX entry ({why})", _short(clean_text(text)))
+    entry = entries[0]
+    fields = {f.key.lower(): clean_text(f.value) for f in entry.fields if isinstance(f.value, str)}
     if not fields.get("abstract") or not _is_prose(fields["abstract"]):
-        return Skipped(path, line, "BibTeX entry without an abstract", _short(key.group(1)))
-    eprint = fields.get("eprint")
+        return Skipped(path, line, "BibTeX entry without an abstract", _short(entry.key))
+    arxiv_id = _bib_arxiv(fields)
     doi = fields.get("doi")
-    year = fields.get("year", "")
     return RawRecord(
         fields["abstract"],
         path,
         line,
         title=fields.get("title") or None,
-        arxiv_id=_maybe_arxiv(eprint) if eprint else None,
-        id=f"doi:{doi.lower()}" if doi else None,
-        authors=tuple(a.strip() for a in fields.get("author", "").split(" and ") if a.strip()),
-        date=year[:4] if re.fullmatch(r"\d{4}.*", year) else None,
+        arxiv_id=arxiv_id,
+        id=f"doi:{doi.lower()}" if doi else (entry.key or None) if not arxiv_id else None,
+        authors=tuple(a.strip() for a in re.split(r"\s+and\s+", fields.get("author", "")) if a.strip()),
+        date=_bib_date(fields.get("year", ""), fields.get("month", "")),
     )
 
 
@@ -596,7 +796,9 @@ def stream_bibtex(path: str, lines: Iterable[str]) -> Iterator[RawRecord | Skipp
         path: the file name used in records and messages.
         lines: the file's lines, each with its "\\n"; one entry is held at a time.
     Yields:
-        RawRecord (title, author, year, doi as id `doi:…`, eprint as arXiv id) or Skipped.
+        RawRecord (title, author, year and month, doi as id `doi:…`, else the key; the arXiv id
+        from eprint/arxiv, or an arXiv:ID in journal/url/note) or Skipped. Each entry is parsed
+        on its own by bibtexparser, LaTeX decoded to Unicode; a malformed one is one Skipped.
     """
     for line, text in _bib_entries(lines):
         item = _bib_entry(path, line, text)
@@ -605,7 +807,7 @@ def stream_bibtex(path: str, lines: Iterable[str]) -> Iterator[RawRecord | Skipp
 
 
 def parse_bibtex(path: str, text: str) -> Parsed:
-    """BibTeX entries with an `abstract`; title, author, year, doi and eprint (arXiv) are kept."""
+    """BibTeX entries with an `abstract`; see `stream_bibtex`."""
     return _collect(stream_bibtex(path, _text_lines(text)))
 
 
@@ -622,7 +824,7 @@ def _detect(text: str, columns: dict[str, str] | None) -> str | None:
 
 def _stream(fmt: str, path: str, lines: Iterable[str], columns: dict[str, str] | None) -> Iterator[RawRecord | Skipped]:
     if fmt == "jsonl":
-        return stream_jsonl(path, lines)
+        return stream_jsonl(path, lines, columns)
     if fmt == "bibtex":
         return stream_bibtex(path, lines)
     return stream_csv(path, lines, columns)
@@ -642,9 +844,9 @@ _PROGRESS_STEP = 2**20
 def decode(path: str, data: bytes) -> str:
     """Bytes -> text; raises CorpusError for empty, binary or non-UTF-8 input (naming the line)."""
     if not data.strip():
-        raise CorpusError(path, "file is empty")
+        raise _NoAbstracts(path, "file is empty")
     if b"\x00" in data[:_BINARY_SNIFF]:
-        raise CorpusError(path, "binary file (NUL bytes), not text")
+        raise _NoAbstracts(path, "binary file (NUL bytes), not text")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -656,8 +858,27 @@ def decode(path: str, data: bytes) -> str:
 def _result(path: str, fmt: str, records: list[RawRecord], skipped: list[Skipped]) -> FileResult:
     if not records:
         why = f"first problem: line {skipped[0].line}: {skipped[0].reason}" if skipped else "no text"
-        raise CorpusError(path, f"no recognisable abstracts ({fmt}; {why})")
-    return FileResult(path, fmt, records, skipped)
+        raise _NoAbstracts(path, f"no recognisable abstracts ({fmt}; {why})")
+    return FileResult(path, fmt, [_dated(r) for r in records], skipped)
+
+
+def arxiv_id_month(arxiv_id: str) -> str | None:
+    """The month an arXiv id was assigned: `2407.21783` -> `2024-07`, `hep-th/9901001` -> `1999-01`;
+    None when the id holds no valid month."""
+    m = re.fullmatch(r"(\d\d)(\d\d)\.\d{4,5}(?:v\d+)?|[a-z][a-z\-]*(?:\.[A-Z]{2})?/(\d\d)(\d\d)\d{3}(?:v\d+)?", arxiv_id)
+    if not m:
+        return None
+    yy, mm = (m[1], m[2]) if m[1] else (m[3], m[4])
+    year = 2000 + int(yy) if m[1] or int(yy) < 91 else 1900 + int(yy)  # old-style ids: 1991 to 2007
+    return f"{year}-{mm}" if 1 <= int(mm) <= 12 else None
+
+
+def _dated(record: RawRecord) -> RawRecord:
+    """A record without a date takes the month of its arXiv id."""
+    if record.date or not record.arxiv_id:
+        return record
+    month = arxiv_id_month(record.arxiv_id)
+    return replace(record, date=month) if month else record
 
 
 def parse_text(path: str, text: str, columns: dict[str, str] | None = None) -> FileResult:
@@ -724,7 +945,7 @@ class _Lines:
     def __iter__(self) -> Iterator[str]:
         first = self._stream.read(_BINARY_SNIFF)
         if b"\x00" in first:
-            raise CorpusError(self.path, "binary file (NUL bytes), not text")
+            raise _NoAbstracts(self.path, "binary file (NUL bytes), not text")
         offset, unreported, encoding = 0, 0, "utf-8-sig"
         for number, raw in enumerate(_byte_lines(first, self._stream), 1):
             if not self.inked and raw.strip():
@@ -784,7 +1005,7 @@ def _read(p: Path, columns: dict[str, str] | None, advance: Callable[[int], None
             lines = iter(source)
             head = _head(lines)
             if not source.inked:
-                raise CorpusError(path, "file is empty")
+                raise _NoAbstracts(path, "file is empty")
             fmt = _detect("".join(head), columns)
             body = itertools.chain(head, lines)
             if fmt is None:
@@ -810,9 +1031,9 @@ def read_file(path: str | Path, columns: dict[str, str] | None = None) -> FileRe
     return _read(Path(path), columns, None)
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, plus the non-hidden files under directories named, in sorted order."""
-    files: list[Path] = []
+def _expand(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
+    """(file, whether it was found in a directory) for each file `expand_paths` lists."""
+    files: list[tuple[Path, bool]] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
@@ -822,12 +1043,17 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
             )
             if not found:
                 raise CorpusError(str(p), "directory holds no files")
-            files.extend(found)
+            files.extend((f, True) for f in found)
         elif p.exists():
-            files.append(p)
+            files.append((p, False))
         else:
             raise CorpusError(str(p), "no such file or directory")
     return files
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named, plus the non-hidden files under directories named, in sorted order."""
+    return [f for f, _ in _expand(paths)]
 
 
 def read_paths(
@@ -835,30 +1061,49 @@ def read_paths(
 ) -> list[FileResult]:
     """Read every file under `paths`; the first bad file raises CorpusError.
 
+    A file found in a directory that holds no abstracts (empty, binary, none recognised) is not
+    an error: its FileResult has format "skipped", no records and one Skipped (line 0) saying why.
+
     Args:
         paths: files and directories (read recursively, hidden files skipped).
-        columns: CSV/TSV column names for our fields, e.g. {"abstract": "Summary"}.
+        columns: our field names -> the CSV/TSV columns or JSONL fields that hold them, e.g.
+            {"abstract": "Summary"}.
         progress: show a progress bar on stderr, by bytes on disk, when the files hold more
             than PROGRESS_MIN_BYTES.
     Returns:
         one FileResult per file, in `expand_paths` order.
     Raises:
-        CorpusError: a missing path, or a file that is unreadable, empty, binary, not UTF-8 or
-            holds no abstract (naming the file, and the line where it applies).
+        CorpusError: a missing path, a file that is unreadable, not UTF-8 or whose columns
+            cannot be mapped, a named file that holds no abstract, or no abstract in any file
+            (naming the file, and the line where it applies).
     """
-    files = expand_paths(paths)
-    sizes = [_size(f) for f in files] if progress else []
+    files = _expand(paths)
+    sizes = [_size(f) for f, _ in files] if progress else []
     if not progress or sum(sizes) <= PROGRESS_MIN_BYTES:
-        return [_read(f, columns, None) for f in files]
-    from tqdm import tqdm
+        results = [_read_or_skip(f, in_dir, columns, None) for f, in_dir in files]
+    else:
+        from tqdm import tqdm
 
-    results = []
-    with tqdm(total=sum(sizes), desc="reading", unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr) as bar:
-        for f, size in zip(files, sizes):
-            done = bar.n + size
-            results.append(_read(f, columns, bar.update))
-            bar.update(max(0, done - bar.n))
+        results = []
+        with tqdm(total=sum(sizes), desc="reading", unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr) as bar:
+            for (f, in_dir), size in zip(files, sizes):
+                done = bar.n + size
+                results.append(_read_or_skip(f, in_dir, columns, bar.update))
+                bar.update(max(0, done - bar.n))
+    if not any(r.records for r in results):
+        first = results[0].skipped[0]
+        raise CorpusError(first.source, f"no file holds abstracts ({len(results)} skipped; first: {first.reason})")
     return results
+
+
+def _read_or_skip(f: Path, in_dir: bool, columns: dict[str, str] | None,
+                  advance: Callable[[int], None] | None) -> FileResult:
+    try:
+        return _read(f, columns, advance)
+    except _NoAbstracts as exc:
+        if not in_dir:
+            raise
+        return FileResult(str(f), "skipped", [], [Skipped(str(f), 0, exc.reason)])
 
 
 def _size(path: Path) -> int:
