@@ -249,7 +249,10 @@ def similar(
     diverse: DiverseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Papers most like a given paper (never the paper itself or its versions).
+    """Papers most like a given paper, or like a pasted abstract (--text).
+
+    The paper itself is left out, and so is a paper the --text is near-verbatim of; each one left
+    out is named on stderr (in "excluded" with --json).
 
     Example: semsearch similar "AutoShard" -k 5
     """
@@ -257,7 +260,11 @@ def similar(
 
     with Index.open(index) as idx:
         hits = idx.similar(ref, k, text=text, filters=_filters(year_from, year_to, source, category), diverse=diverse)
-    _emit(hits.as_dicts(), as_json, lambda: _hits_table(hits))
+    if not as_json:
+        for e in hits.excluded:
+            err.print(f"left out {e.id} ({e.paper.display_title(60)}): {e.reason}", soft_wrap=True)
+    _emit({"hits": hits.as_dicts(), "excluded": [e.as_dict() for e in hits.excluded]}, as_json,
+          lambda: _hits_table(hits))
 
 
 @app.command()

@@ -123,7 +123,11 @@ def test_similar_and_themes_json(tmp_path, fake_model):
     idx = tmp_path / "idx"
     run("build", ROOT / "corpus", "--index", idx)
     code, out, _ = run("similar", "arXiv:2407.21783v1", "-k", "3", "--index", idx, "--json")
-    assert code == 0 and len(json.loads(out)) == 3 and "2407.21783" not in [h["id"] for h in json.loads(out)]
+    d = json.loads(out)
+    assert code == 0 and len(d["hits"]) == 3 and "2407.21783" not in [h["id"] for h in d["hits"]]
+    assert d["excluded"] == [{"id": "2407.21783", "title": "The Llama 3 Herd of Models",
+                              "display_title": "The Llama 3 Herd of Models", "reason": "the paper asked about",
+                              "containment": None}]
     code, out, _ = run("themes", "--theme", "recommendation systems", "--theme", "quantization", "--index", idx, "--json")
     assert code == 0
     d = json.loads(out)
@@ -211,3 +215,19 @@ def test_error_messages_quote_user_text_literally(markup_index):
     assert code == 1
     assert err.strip() == ("error: no paper with id, arXiv id or title 'no [bold]such[/bold] :fire: [/INST] paper': "
                            "see `semsearch papers`")
+
+
+def test_similar_text_names_the_paper_it_leaves_out(tmp_path, fake_model):
+    idx = tmp_path / "idx"
+    run("build", ROOT / "corpus", "--index", idx)
+    from semsearch import Index
+
+    with Index.open(idx) as opened:
+        _, paper = opened.resolve("FlexShard")
+    code, out, err = run("similar", "--text", paper.versions[1], "-k", "3", "--index", idx, "--json")
+    d = json.loads(out)
+    assert code == 0 and len(d["hits"]) == 3 and paper.id not in [h["id"] for h in d["hits"]]
+    reason = "the text is a version of this paper (3-gram containment 1.00)"
+    assert [(e["id"], e["reason"], e["containment"]) for e in d["excluded"]] == [(paper.id, reason, 1.0)]
+    code, out, err = run("similar", "--text", paper.versions[1], "-k", "3", "--index", idx)
+    assert code == 0 and err == f"left out {paper.id} ({paper.title}): {reason}\n"
