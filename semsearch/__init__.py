@@ -11,12 +11,13 @@ from .errors import (  # noqa: E402
     SemsearchError,
 )
 from .index import BuildSummary, add, build, remove  # noqa: E402
-from .query import Filters, Hit, Hits, Index, Neighbours, Papers  # noqa: E402
+from .query import Excluded, Filters, Hit, Hits, Index, Neighbours, Papers  # noqa: E402
 from .records import Paper  # noqa: E402
 
 __all__ = [
     "BuildSummary",
     "CorpusError",
+    "Excluded",
     "Filters",
     "Hit",
     "Hits",

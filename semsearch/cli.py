@@ -10,7 +10,6 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -24,8 +23,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(soft_wrap=False)
-err = Console(stderr=True)
+
+def _literal_console(**kwargs) -> Console:
+    """A console that prints every string as it is: queries, titles, ids, file names and theme
+    names come from users and corpora, so `[INST]`, `[bold]` or `:fire:` must reach the terminal
+    unchanged. Style is given only through `Text` objects, never through markup in a string."""
+    return Console(markup=False, emoji=False, highlight=False, **kwargs)
+
+
+out = _literal_console(soft_wrap=False)
+err = _literal_console(stderr=True)
 MAX_SKIPPED_SHOWN = 20
 
 IndexOpt = Annotated[Path, typer.Option("--index", "-i", help="Index directory.")]
@@ -57,8 +64,7 @@ def _fails_cleanly(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except SemsearchError as exc:
-            # escaped: messages carry brackets (pip install 'semsearch[ray]') that are not markup
-            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+            err.print(Text.assemble(("error:", "red"), " ", str(exc)), soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -92,7 +98,7 @@ def _table(title: str, columns: list[str], rows: list[list]) -> Table:
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*(Text("" if v is None else str(v)) for v in r))  # Text: "[no title]" is not markup
+        t.add_row(*("" if v is None else str(v) for v in r))
     return t
 
 
@@ -144,7 +150,7 @@ def build(
     if not choice.get("reached", True):
         err.print(
             f"warning: {index_type} could not reach recall@10 {target_recall}; using the best measured, "
-            f"{choice['type']} {choice['params']} (recall@10 {choice['recall_at_10']})", highlight=False, markup=False,
+            f"{choice['type']} {choice['params']} (recall@10 {choice['recall_at_10']})",
         )
     _emit_summary(s, as_json)
 
@@ -155,7 +161,7 @@ def _emit_summary(s, as_json: bool) -> None:
     _emit(d, as_json, lambda: _build_table(d))
     if not as_json:
         for skip in s.skipped[:MAX_SKIPPED_SHOWN]:
-            err.print(f"skipped {skip.source}:{skip.line}: {skip.reason}: {skip.text!r}", highlight=False, markup=False)
+            err.print(f"skipped {skip.source}:{skip.line}: {skip.reason}: {skip.text!r}")
         if len(s.skipped) > MAX_SKIPPED_SHOWN:
             err.print(f"... and {len(s.skipped) - MAX_SKIPPED_SHOWN} more skipped lines (all are in --json)")
 
@@ -255,7 +261,10 @@ def similar(
     diverse: DiverseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Papers most like a given paper (never the paper itself or its versions).
+    """Papers most like a given paper, or like a pasted abstract (--text).
+
+    The paper itself is left out, and so is a paper the --text is near-verbatim of; each one left
+    out is named on stderr (in "excluded" with --json).
 
     Example: semsearch similar "AutoShard" -k 5
     """
@@ -263,7 +272,11 @@ def similar(
 
     with Index.open(index) as idx:
         hits = idx.similar(ref, k, text=text, filters=_filters(year_from, year_to, source, category), diverse=diverse)
-    _emit(hits.as_dicts(), as_json, lambda: _hits_table(hits))
+    if not as_json:
+        for e in hits.excluded:
+            err.print(f"left out {e.id} ({e.paper.display_title(60)}): {e.reason}", soft_wrap=True)
+    _emit({"hits": hits.as_dicts(), "excluded": [e.as_dict() for e in hits.excluded]}, as_json,
+          lambda: _hits_table(hits))
 
 
 @app.command()

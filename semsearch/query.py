@@ -17,8 +17,8 @@ from .ann import search_params, supports_selector
 from .embed import Embedder, query_embedder_for
 from .errors import ModelMismatch, QueryError
 from .index import DEFAULT_INDEX, Manifest, PaperStore, disk_usage, read_vectors, recover
-from .ingest import normalize_arxiv_id
-from .records import Paper, containment, same_paper, shingles, words
+from .ingest import MIN_ABSTRACT_WORDS, normalize_arxiv_id
+from .records import Paper, containment, shingles, words
 from .tables import dataframe, html_table
 from .themes import ThemeGroups, ThemeSpec, group_discovered, group_named
 
@@ -43,6 +43,16 @@ MMR_LAMBDA = 0.7
 SCORE_KINDS = {"dense": "cosine", "lexical": "bm25", "hybrid": "fused"}
 #: Title lookup: a title at least this similar (difflib ratio) to the reference matches.
 TITLE_MATCH = 0.85
+#: `similar(text=...)` leaves a paper out only when the text is near-verbatim of one of its versions:
+#: they share at least this fraction of word 3-grams (records.containment). Measured on the seeds
+#: (benchmarks/similar_text.py, docs/benchmarks.md): 20 hand-written paraphrases share 0.00-0.44 with
+#: their paper (a close one of SpinQuant 0.37); stored versions pasted back share 1.00, PDF copies
+#: with words hyphenated across line breaks 0.70-0.97, lightly edited revisions 0.98-1.00. 0.6 sits
+#: midway between the worst cases (0.44, 0.70). Rewritten revisions (0.21, 0.56) fall below it and
+#: are shown, not hidden.
+TEXT_VERSION_CONTAINMENT = 0.6
+#: Papers checked for being a version of a pasted text: the best BM25 matches of its words.
+TEXT_VERSION_CANDIDATES = 20
 PAPER_COLUMNS = ("id", "title", "arxiv_id", "date", "sources", "versions")
 
 
@@ -93,6 +103,25 @@ class Hit:
         }
 
 
+@dataclass(frozen=True)
+class Excluded:
+    """A paper `similar` left out of its results, and why (`containment`: the 3-gram containment of
+    a pasted text and the paper's closest version, None when the paper was the reference)."""
+
+    paper: Paper
+    reason: str
+    containment: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.paper.id
+
+    def as_dict(self) -> dict:
+        p = self.paper
+        return {"id": p.id, "title": p.title, "display_title": p.display_title(), "reason": self.reason,
+                "containment": self.containment}
+
+
 class _Rows(Sequence):
     """A read-only list of dataclass rows that shows as a table and converts to pandas."""
 
@@ -132,14 +161,17 @@ class _Rows(Sequence):
 
 
 class Hits(_Rows):
-    """Ranked hits for one query, best first."""
+    """Ranked hits for one query, best first. `excluded`: papers `similar` left out, and why."""
 
     columns = HIT_COLUMNS
 
-    def __init__(self, items: Sequence[Hit], query: str = "", score_kind: str = "cosine"):
+    def __init__(
+        self, items: Sequence[Hit], query: str = "", score_kind: str = "cosine", excluded: Sequence[Excluded] = ()
+    ):
         super().__init__(items)
         self.query = query
         self.score_kind = score_kind
+        self.excluded = tuple(excluded)
         self.caption = f"{len(items)} results for {query!r} (score = {SCORE_MEANING[score_kind]})"
 
 
@@ -490,9 +522,12 @@ class Index:
         order = mmr(vecs @ query_vector, vecs, k)
         return [ranked[i] for i in order]
 
-    def _hits(self, ranked: Sequence[tuple[int, float]], query: str, score_kind: str) -> Hits:
+    def _hits(
+        self, ranked: Sequence[tuple[int, float]], query: str, score_kind: str, excluded: Sequence[Excluded] = ()
+    ) -> Hits:
         papers = self._store.by_rows([r for r, _ in ranked])
-        return Hits([Hit(i, s, papers[r], score_kind) for i, (r, s) in enumerate(ranked, 1)], query, score_kind)
+        hits = [Hit(i, s, papers[r], score_kind) for i, (r, s) in enumerate(ranked, 1)]
+        return Hits(hits, query, score_kind, excluded)
 
     # --- related papers ------------------------------------------------------------
 
@@ -531,36 +566,50 @@ class Index:
     ) -> Hits:
         """Papers most like a given one (by `ref`) or like a pasted abstract (`text`), best first.
 
-        The paper itself, and for `text` any paper it is a version of, never appear. Ranking is
-        by cosine of the stored (or embedded) vectors.
+        The paper itself never appears, nor, for `text`, a paper the text is near-verbatim of
+        (TEXT_VERSION_CONTAINMENT of the word 3-grams of one of its versions); the returned Hits'
+        `excluded` names each paper left out and why. Ranking is by cosine of the stored (or
+        embedded) vectors.
         """
         _check_k(k)
         if (ref is None) == (text is None):
             raise QueryError("give a paper reference or --text, not both")
+        allowed = self._allowed(filters)
         if text is not None:
             _check_text(text)
             vector = self.embed([text])[0]
             label = text if len(text) <= 60 else text[:57] + "..."
-            exclude = self._versions_of(text)
+            versions = self._versions_of(text, allowed)
+            exclude, excluded = [row for row, _ in versions], [e for _, e in versions]
         else:
             row, paper = self.resolve(ref)
             vector, label, exclude = self.vectors([row])[0], paper.display_title(60), [row]
+            excluded = [Excluded(paper, "the paper asked about")]
         n = max(CANDIDATES, 3 * k) if diverse else k
-        found = self.search_vectors(vector[None, :], n, rows=self._allowed(filters), exclude=exclude)
+        found = self.search_vectors(vector[None, :], n, rows=allowed, exclude=exclude)
         ranked = [(int(r), float(sc)) for r, sc in zip(found.rows[0], found.scores[0]) if r >= 0]
         if diverse:
             ranked = self._diversify(vector, ranked, k)
-        return self._hits(ranked[:k], f"like {label}", "cosine")
+        return self._hits(ranked[:k], f"like {label}", "cosine", excluded)
 
-    def _versions_of(self, text: str) -> list[int]:
-        """Rows of papers that `text` is a version of (the near-duplicate rule of records)."""
+    def _versions_of(self, text: str, allowed: Sequence[int] | None = None) -> list[tuple[int, Excluded]]:
+        """(row, Excluded) of the papers `text` is near-verbatim of, among `allowed` rows (None: all).
+
+        A text shorter than an abstract (ingest.MIN_ABSTRACT_WORDS) is a query, never a version:
+        three words found in one abstract do not make it that paper.
+        """
+        if len(words(text)) < MIN_ABSTRACT_WORDS:
+            return []
         grams = shingles(text)
-        rows = []
-        for row, _ in lexical.search(self._store.connection, text, 20):
-            paper = self._store.by_rows([row])[row]
-            if any(same_paper(containment(grams, shingles(v)), None, paper.title) for v in paper.versions):
-                rows.append(row)
-        return rows
+        rows = [row for row, _ in lexical.search(self._store.connection, text, TEXT_VERSION_CANDIDATES, allowed)]
+        papers = self._store.by_rows(rows)
+        found = []
+        for row in rows:
+            c = max(containment(grams, shingles(v)) for v in papers[row].versions)
+            if c >= TEXT_VERSION_CONTAINMENT:
+                reason = f"the text is a version of this paper (3-gram containment {c:.2f})"
+                found.append((row, Excluded(papers[row], reason, round(c, 4))))
+        return found
 
     # --- themes --------------------------------------------------------------------
 

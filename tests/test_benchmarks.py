@@ -69,3 +69,9 @@ def test_ray_engine_benchmark():
     out = run("ray_engine.py", "--data", SAMPLE, "--n", "24", "--unit-size", "12", "--workers", "2", "--rounds", "1")
     assert "24 texts" in out and "| ray (2 workers) |" in out
     assert "bit-identical to the local vectors: yes (1/1 rounds)" in out
+
+
+def test_similar_text_benchmark():
+    out = run("similar_text.py", "--embedder", "fake")
+    assert "20 paraphrases" in out and "< near-verbatim min 0.700: yes" in out
+    assert "near-verbatim texts (stored versions, PDF copies) whose paper, and only it, is left out: 80/80" in out

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -122,7 +123,11 @@ def test_similar_and_themes_json(tmp_path, fake_model):
     idx = tmp_path / "idx"
     run("build", ROOT / "corpus", "--index", idx)
     code, out, _ = run("similar", "arXiv:2407.21783v1", "-k", "3", "--index", idx, "--json")
-    assert code == 0 and len(json.loads(out)) == 3 and "2407.21783" not in [h["id"] for h in json.loads(out)]
+    d = json.loads(out)
+    assert code == 0 and len(d["hits"]) == 3 and "2407.21783" not in [h["id"] for h in d["hits"]]
+    assert d["excluded"] == [{"id": "2407.21783", "title": "The Llama 3 Herd of Models",
+                              "display_title": "The Llama 3 Herd of Models", "reason": "the paper asked about",
+                              "containment": None}]
     code, out, _ = run("themes", "--theme", "recommendation systems", "--theme", "quantization", "--index", idx, "--json")
     assert code == 0
     d = json.loads(out)
@@ -161,3 +166,68 @@ def test_add_and_remove_json(tmp_path, fake_model):
     assert code == 0 and "removed 2104.05158; 24 papers left" in out and "(index updated in place)" in " ".join(out.split())
     code, _, err = run("remove", "no-such-id", "--index", idx)
     assert code == 1 and "no paper with id 'no-such-id'" in err
+
+
+MARKUP = ["[INST]", "[/INST]", "[bold]x[/bold]", "[red]", ":fire:"]
+
+
+@pytest.fixture
+def markup_index(tmp_path, fake_model, monkeypatch):
+    """Papers whose ids, titles, authors and file name look like rich markup."""
+    monkeypatch.chdir(tmp_path)  # relative paths: short enough not to wrap in tables
+    rows = [
+        {"id": "[red]p1", "title": "[INST] chat templates [/INST] for [bold]x[/bold] models",
+         "authors": ["[bold]Ann[/bold]"],
+         "abstract": "We study how [INST] system prompt [/INST] markers in chat templates change the answers "
+                     "of instruction tuned language models across many prompts, tasks and model sizes."},
+        {"id": "p2", "title": "Alarms :fire: and [red] flags",
+         "abstract": "Smoke detectors in old buildings raise false alarms; we count the red flags that "
+                     "firefighters report and propose a cheaper sensor layout for the city of Lyon."},
+    ]
+    Path("[bold]papers[red].jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, err = run("build", "[bold]papers[red].jsonl", "--index", "idx")
+    assert code == 0, err
+    assert "[bold]papers[red].jsonl" in out  # the file name, as it is
+    return "idx"
+
+
+def test_user_and_corpus_text_is_printed_literally(markup_index):
+    """No rich markup or emoji codes are interpreted in queries, titles, ids or theme names."""
+    code, out, err = run("search", "llama chat template [INST] system prompt [/INST]", "--index", markup_index)
+    assert code == 0, err
+    assert "[INST] system prompt [/INST]'" in out and "[INST] chat templates [/INST]" in out
+    code, out, err = run("search", "[bold]x[/bold] [red] :fire:", "--index", markup_index)
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "'[bold]x[/bold] [red] :fire:'" in flat and "[bold]x[/bold] models" in flat and "[red]p1" in flat
+    assert "Alarms :fire: and [red] flags" in flat
+    code, out, err = run("papers", "--index", markup_index)
+    assert code == 0 and all(m in out for m in MARKUP), err
+    code, out, err = run("themes", "--theme", "[red]", "--theme", "[bold]x[/bold]", "--theme", "[INST]: chat templates",
+                         "--index", markup_index)
+    assert code == 0, err
+    theme_cells = {line.split("│")[1].strip() for line in out.splitlines() if line.count("│") == 5}
+    assert "[INST]" in theme_cells
+
+
+def test_error_messages_quote_user_text_literally(markup_index):
+    code, _, err = run("similar", "no [bold]such[/bold] :fire: [/INST] paper", "--index", markup_index)
+    assert code == 1
+    assert err.strip() == ("error: no paper with id, arXiv id or title 'no [bold]such[/bold] :fire: [/INST] paper': "
+                           "see `semsearch papers`")
+
+
+def test_similar_text_names_the_paper_it_leaves_out(tmp_path, fake_model):
+    idx = tmp_path / "idx"
+    run("build", ROOT / "corpus", "--index", idx)
+    from semsearch import Index
+
+    with Index.open(idx) as opened:
+        _, paper = opened.resolve("FlexShard")
+    code, out, err = run("similar", "--text", paper.versions[1], "-k", "3", "--index", idx, "--json")
+    d = json.loads(out)
+    assert code == 0 and len(d["hits"]) == 3 and paper.id not in [h["id"] for h in d["hits"]]
+    reason = "the text is a version of this paper (3-gram containment 1.00)"
+    assert [(e["id"], e["reason"], e["containment"]) for e in d["excluded"]] == [(paper.id, reason, 1.0)]
+    code, out, err = run("similar", "--text", paper.versions[1], "-k", "3", "--index", idx)
+    assert code == 0 and err == f"left out {paper.id} ({paper.title}): {reason}\n"

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from semsearch import Hits, Index, QueryError
+from semsearch import Filters, Hits, Index, QueryError
 from semsearch.embed import paper_text
+
+from .conftest import ROOT
+
+PARAPHRASES = ROOT / "benchmarks" / "data" / "paraphrases.jsonl"
+SPINQUANT = "9b264a25528e"
 
 
 def test_search_vectors_matches_brute_force(seed_index, fake):
@@ -183,11 +190,60 @@ def test_similar_never_returns_the_paper_itself(seed_index):
     assert len(hits) == 24 and paper.id not in {h.id for h in hits}
 
 
-def test_similar_text_excludes_the_paper_it_is_a_version_of(seed_index):
+def test_similar_text_excludes_the_paper_it_is_a_version_of_and_says_so(seed_index):
     _, paper = seed_index.resolve("Accelerating Transformer Inference and Training with 2:4 Activation Sparsity")
     shorter = paper.versions[-1]
     hits = seed_index.similar(text=shorter, k=5)
     assert paper.id not in {h.id for h in hits} and len(hits) == 5
+    assert [(e.id, e.containment) for e in hits.excluded] == [(paper.id, 1.0)]
+    assert hits.excluded[0].reason == "the text is a version of this paper (3-gram containment 1.00)"
+    assert hits.excluded[0].as_dict()["title"] == paper.title
+
+
+def test_similar_text_excludes_a_pdf_copy_of_an_abstract(seed_index):
+    from benchmarks.similar_text import pdf_copy
+
+    _, paper = seed_index.resolve("SpinQuant")
+    copy = pdf_copy(paper.abstract, 40)  # words hyphenated across line breaks: containment 0.89
+    assert [e.id for e in seed_index.similar(text=copy, k=3).excluded] == [paper.id]
+
+
+def paraphrases() -> list[dict]:
+    return [json.loads(line) for line in PARAPHRASES.read_text(encoding="utf-8").splitlines()]
+
+
+def test_similar_text_never_hides_the_paper_a_paraphrase_is_of(seed_index):
+    """Hand-written paraphrases share up to 0.44 of their 3-grams with their paper: shown, never left out."""
+    for p in paraphrases():
+        hits = seed_index.similar(text=p["text"], k=24)
+        assert hits.excluded == () and p["id"] in {h.id for h in hits}, p["title"]
+    spinquant = next(p for p in paraphrases() if p["id"] == SPINQUANT and p["style"] == "close")
+    assert seed_index.similar(text=spinquant["text"], k=3)[0].id == SPINQUANT
+
+
+def test_similar_text_shorter_than_an_abstract_is_never_a_version(seed_index):
+    hits = seed_index.similar(text="automated embedding table sharding for recommender systems", k=24)
+    assert hits.excluded == () and "aab724ddc077" in {h.id for h in hits}
+
+
+def test_similar_reference_reports_the_paper_itself_as_excluded(seed_index):
+    _, paper = seed_index.resolve("FlexShard")
+    hits = seed_index.similar("FlexShard", k=3)
+    assert [(e.id, e.reason, e.containment) for e in hits.excluded] == [(paper.id, "the paper asked about", None)]
+
+
+def test_similar_text_reports_only_papers_that_pass_the_filters(seed_index):
+    _, paper = seed_index.resolve("Accelerating Transformer Inference and Training with 2:4 Activation Sparsity")
+    hits = seed_index.similar(text=paper.abstract, k=3, filters=Filters(year_to=2020))
+    assert hits.excluded == () and paper.id not in {h.id for h in hits}
+
+
+@pytest.mark.slow
+def test_real_model_ranks_each_paraphrased_paper_first(real_index_path, real_embedder):
+    with Index.open(real_index_path, embedder=real_embedder) as idx:
+        firsts = {(p["id"], p["style"]): idx.similar(text=p["text"], k=1)[0].id == p["id"] for p in paraphrases()}
+    assert firsts[(SPINQUANT, "close")] and firsts[(SPINQUANT, "free")]
+    assert all(firsts.values()), [key for key, first in firsts.items() if not first]
 
 
 def test_similar_needs_exactly_one_of_ref_and_text(seed_index):
