@@ -583,7 +583,7 @@ def _bib_entry(path: str, line: int, text: str) -> RawRecord | Skipped | None:
         line,
         title=fields.get("title") or None,
         arxiv_id=_maybe_arxiv(eprint) if eprint else None,
-        id=f"doi:{doi.lower()}" if doi else None,
+        id=f"doi:{doi.lower()}" if doi else (f"bibtex:{key.group(1)}" if key.group(1) and not eprint else None),
         authors=tuple(a.strip() for a in fields.get("author", "").split(" and ") if a.strip()),
         date=year[:4] if re.fullmatch(r"\d{4}.*", year) else None,
     )
@@ -596,7 +596,8 @@ def stream_bibtex(path: str, lines: Iterable[str]) -> Iterator[RawRecord | Skipp
         path: the file name used in records and messages.
         lines: the file's lines, each with its "\\n"; one entry is held at a time.
     Yields:
-        RawRecord (title, author, year, doi as id `doi:…`, eprint as arXiv id) or Skipped.
+        RawRecord (title, author, year, doi as id `doi:…`, eprint as arXiv id, the citation key
+        as id `bibtex:KEY` when it has neither) or Skipped.
     """
     for line, text in _bib_entries(lines):
         item = _bib_entry(path, line, text)

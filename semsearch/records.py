@@ -261,21 +261,19 @@ def merge(records: Iterable[RawRecord], known: int = 0) -> Merged:
         if apart.get((a, b), (-1.0,))[0] < c:
             apart[(a, b)] = (c, why)
 
-    def join(a: int, b: int, why: str | None, c: float | None = None) -> None:
-        """Join a's and b's papers unless their ids differ; `c`: a text join (needs one id-less)."""
-        ra, rb = uf.find(a), uf.find(b)
-        if ra == rb:
-            return
-        clash = None
+    def clash(ra: int, rb: int, by_text: bool) -> str | None:
+        """Why the papers at roots ra and rb must stay apart (a text join needs one id-less side)."""
         if arxiv[ra] and arxiv[rb] and arxiv[ra] != arxiv[rb]:
-            clash = "different arXiv ids"
-        elif given[ra] and given[rb] and given[ra] != given[rb]:
-            clash = "different ids"
-        elif c is not None and (arxiv[ra] or given[ra]) and (arxiv[rb] or given[rb]):
-            clash = "different ids"  # e.g. an arXiv id on one side, a DOI on the other
-        if clash:
-            if c is not None:
-                keep_apart(a, b, c, clash)
+            return "different arXiv ids"
+        if (given[ra] and given[rb] and given[ra] != given[rb]) or (
+            by_text and (arxiv[ra] or given[ra]) and (arxiv[rb] or given[rb])  # e.g. arXiv id vs DOI
+        ):
+            return "different ids"
+        return None
+
+    def join(a: int, b: int, why: str | None) -> None:
+        ra, rb = uf.find(a), uf.find(b)
+        if ra == rb or clash(ra, rb, False):
             return
         joined = reasons.pop(ra, []) + reasons.pop(rb, []) + ([why] if why else [])
         root = uf.union(ra, rb)
@@ -310,11 +308,15 @@ def merge(records: Iterable[RawRecord], known: int = 0) -> Merged:
     # most similar first; ties by content, not position, so that input order does not matter
     edges.sort(key=lambda e: (-e[0], min(text_keys[e[1]], text_keys[e[2]]), max(text_keys[e[1]], text_keys[e[2]])))
     for c, a, b, why in edges:
+        ra, rb = uf.find(a), uf.find(b)
         ta, tb = records[a].title, records[b].title
-        if same_paper(c, ta, tb):
-            join(a, b, why, c)
-        elif likely_same(c, ta, tb):
-            keep_apart(a, b, c, "titles disagree")
+        if ra == rb or not likely_same(c, ta, tb):
+            continue
+        apart_why = clash(ra, rb, True) or (None if same_paper(c, ta, tb) else "titles disagree")
+        if apart_why:
+            keep_apart(a, b, c, apart_why)
+        else:
+            join(a, b, why)
 
     members: dict[int, list[int]] = defaultdict(list)
     for i in range(n):

@@ -69,3 +69,14 @@ def test_ray_engine_benchmark():
     out = run("ray_engine.py", "--data", SAMPLE, "--n", "24", "--unit-size", "12", "--workers", "2", "--rounds", "1")
     assert "24 texts" in out and "| ray (2 workers) |" in out
     assert "bit-identical to the local vectors: yes (1/1 rounds)" in out
+
+
+def test_record_ids_benchmark(tmp_path):
+    papers = [json.loads(line) for line in SAMPLE.read_text().splitlines()][:12]
+    rows = [(str(i), p) for i, p in enumerate(papers)] + [("99", papers[0])]  # one paper under two ids
+    (tmp_path / "abstracts-csfcube.reconstructed.jsonl").write_text("".join(
+        json.dumps({"paper_id": pid, "title": p["title"], "abstract": [p["abstract"]]}) + "\n" for pid, p in rows))
+    (tmp_path / "queries-release.csv").write_text("pid,facet,year,title,paper type\n0,method,2020,x,y\n99,method,2020,x,y\n")
+    out = run("record_ids.py", "--data", tmp_path, "--embedder", "fake")
+    assert "13 papers (13 distinct ids) -> 13 records" in out and "query ids resolved by `similar ID`: 2/2" in out
+    assert "likely duplicates listed, not merged: 1 (1 different ids)" in out

@@ -263,3 +263,13 @@ def test_a_paper_that_gains_a_title_keeps_its_old_id_as_an_alias(seed_ids):
     pu = next(p for p in _build_then_add(PAGES[:3], PAGES[3:]) if pu_before.versions[0] in p.versions)
     assert pu.title == "Positive Unlabeled Contrastive Learning" and pu.id == content_id(pu.title)
     assert pu.id in seed_ids and pu.aliases == (pu_before.id,)
+
+
+def test_bibtex_keys_are_ids_when_an_entry_has_no_doi_or_arxiv_id():
+    from semsearch.ingest import parse_bibtex
+
+    text = "".join(f"@article{{{key}, title={{{title}}}, abstract={{{ABSTRACT}}}}}\n"
+                   for key, title in (("smith2020", "Sharding"), ("smith2020b", "Sharding, extended")))
+    records, _ = parse_bibtex("refs.bib", text)
+    assert [r.id for r in records] == ["bibtex:smith2020", "bibtex:smith2020b"]
+    assert sorted(p.id for p in merge(records).papers) == ["bibtex:smith2020", "bibtex:smith2020b"]
