@@ -417,7 +417,10 @@ def _paper_from(group: list[RawRecord]) -> Paper:
     given_id = min((r.id for r in group if r.id), default=None)
     paper_id = arxiv_id or given_id or content_id(title or primary.abstract)
     former = (a for r in group if isinstance(r, StoredRecord) for a in (r.paper, *r.aliases))
-    dates = sorted(r.date for r in group if r.date)
+    given = {r.date for r in group if r.date}
+    # the earliest date, at the most precise any source gives it ("2024-07" from an arXiv id
+    # yields to "2024-07-31" from a page)
+    dates = sorted(d for d in given if not any(o != d and o.startswith(d) for o in given))
     return Paper(
         id=paper_id,
         title=title,
