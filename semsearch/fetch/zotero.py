@@ -181,6 +181,8 @@ def _read_library(con: sqlite3.Connection, collection: str | None) -> tuple[list
     items = con.execute(
         f"SELECT i.itemID, i.key, t.typeName FROM items i JOIN {types_table} t ON t.itemTypeID = i.itemTypeID "
         f"WHERE 1 {deleted} {where} ORDER BY i.itemID", args).fetchall()
+    authors_only = ("AND ic.creatorTypeID IN (SELECT creatorTypeID FROM creatorTypes WHERE creatorType IN "
+                    "('author', 'contributor'))" if "creatorTypes" in tables else "")
     records, skipped = [], []
     for item_id, key, type_name in items:
         if type_name in _NOT_PAPERS:
@@ -192,7 +194,7 @@ def _read_library(con: sqlite3.Connection, collection: str | None) -> tuple[list
             " ".join(x for x in (first, last) if x) if not mode else last
             for first, last, mode in con.execute(
                 "SELECT c.firstName, c.lastName, c.fieldMode FROM itemCreators ic JOIN creators c "
-                "ON c.creatorID = ic.creatorID WHERE ic.itemID = ? ORDER BY ic.orderIndex", (item_id,))
+                f"ON c.creatorID = ic.creatorID WHERE ic.itemID = ? {authors_only} ORDER BY ic.orderIndex", (item_id,))
         ]
         r = item_record(fields, [c for c in creators if c], key)
         (skipped if isinstance(r, str) else records).append(r)
