@@ -26,13 +26,25 @@ from .records import Paper
 
 CSV_COLUMNS = ("id", "title", "arxiv_id", "doi", "authors", "year", "date", "categories", "url", "abstract")
 _LATEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-          "_": r"\_", "^": r"\^{}", "~": r"\~{}"}
+          "_": r"\_", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "`": "{`}"}
 _STOP = {"a", "an", "the", "on", "of", "for", "in", "to", "and", "with", "towards", "toward", "via", "is", "are"}
 
 
+def _escape_text(text: str) -> str:
+    out = "".join(_LATEX.get(c, c) for c in text)
+    # "--", "---" and "''" are ligatures in LaTeX (dashes, a closing quote): break them up
+    return re.sub(r"(?<=-)(?=-)", "{}", out).replace("''", "'{}'")
+
+
 def latex_escape(text: str) -> str:
-    """Text -> LaTeX that typesets as the same characters (`50% of C++ & R_2` stays that)."""
-    return "".join(_LATEX.get(c, c) for c in text)
+    """Text -> LaTeX that typesets as the same characters (`50% of C++ & R_2` stays that).
+
+    Inline math (`$x^2$`, an even number of `$`) is already LaTeX, as arXiv titles carry it,
+    and passes through unchanged; everything else is escaped."""
+    parts = re.split(r"(?<!\\)(\$[^$]+\$)", text)
+    if text.count("$") % 2:
+        parts = [text]
+    return "".join(p if p.startswith("$") and p.endswith("$") and len(p) > 1 else _escape_text(p) for p in parts)
 
 
 def _ascii_word(text: str) -> str:

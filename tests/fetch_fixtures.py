@@ -36,8 +36,8 @@ ABSTRACT = ("We study {topic} for scientific retrieval and show that a simple me
             "quality on several benchmarks while remaining efficient to train and to deploy at scale.")
 
 
-def arxiv_entry(n: int, *, summary: bool = True, version: int = 2) -> str:
-    aid = f"2401.{10000 + n}"
+def arxiv_entry(n: int, *, summary: bool = True, version: int = 2, aid: str | None = None) -> str:
+    aid = aid or f"2401.{10000 + n}"
     abstract = ABSTRACT.format(topic=f"topic number {n}")
     half = len(abstract) // 2
     wrapped = abstract[:half] + "\n  " + abstract[half:]  # hard-wrapped, as the API sends it
