@@ -192,11 +192,21 @@ def _build_table(d: dict) -> Table:
     how = f"; {d['embedded']} texts embedded, index {update}" if update else ""
     t = _table(
         f"{d['index']}: {d['papers']} papers from {d['records']} abstracts "
-        f"({d['merged_records']} merged into {len(d['merged_groups'])} groups){how}, {d['seconds']:.1f} s",
+        f"({d['merged_records']} merged into {len(d['merged_groups'])} groups){how}, {d['seconds']:.1f} s"
+        + _likely_duplicates(d),
         ["file", "shape", "abstracts", "lines skipped"],
         rows,
     )
     return t
+
+
+def _likely_duplicates(d: dict) -> str:
+    """Caption lines for pairs that look like one paper but carry different ids or titles."""
+    pairs = d.get("likely_duplicates", [])
+    shown = [f"\n  {p['papers'][0]} ~ {p['papers'][1]} ({p['reason']}, containment {p['containment']:.2f})"
+             for p in pairs[:MAX_SKIPPED_SHOWN]]
+    more = f"\n  ... and {len(pairs) - len(shown)} more (all are in --json)" if len(pairs) > len(shown) else ""
+    return f"\n{len(pairs)} likely duplicates kept apart:{''.join(shown)}{more}" if pairs else ""
 
 
 @app.command()

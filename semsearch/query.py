@@ -308,6 +308,7 @@ def paper_dict(p: Paper) -> dict:
         "title": p.title,
         "display_title": p.display_title(),
         "arxiv_id": p.arxiv_id,
+        "aliases": [n for n in p.names if n not in (p.id, p.arxiv_id)],
         "date": p.date,
         "authors": list(p.authors),
         "categories": list(p.categories),
@@ -544,7 +545,8 @@ class Index:
     # --- related papers ------------------------------------------------------------
 
     def resolve(self, ref: str) -> tuple[int, Paper]:
-        """The (row, paper) a reference names: record id, arXiv id (any form) or title.
+        """The (row, paper) a reference names: record id, arXiv id (any form), any id of a record
+        merged into it or an id it had before an update (`Paper.names`), or title.
 
         Titles match case-insensitively and tolerate small differences; a title that fits
         several papers raises QueryError listing them.
@@ -552,7 +554,8 @@ class Index:
         ref = " ".join(str(ref).split())
         if not ref:
             raise QueryError("empty reference: give a paper id, arXiv id or title")
-        for column, value in (("id", ref), ("arxiv_id", _maybe_arxiv(ref))):
+        arxiv = _maybe_arxiv(ref)  # then the ids of papers merged into another, or renamed:
+        for column, value in (("id", ref), ("arxiv_id", arxiv), ("name", ref), ("name", arxiv)):
             if value:
                 found = self._store.find(column, value)
                 if found:
