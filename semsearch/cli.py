@@ -436,12 +436,16 @@ def _progress(label: str, show: bool):
 @_fails_cleanly
 def fetch(
     source: Annotated[str, typer.Argument(help="arxiv | openalex | zotero")],
-    query: Annotated[Optional[str], typer.Option("--query", "-q", help="arxiv: search words (or ti:/au:/abs: syntax).")] = None,
+    query: Annotated[
+        Optional[str], typer.Option("--query", "-q", help="arxiv: search words (or ti:/au:/abs: syntax).")
+    ] = None,
     category: Annotated[Optional[str], typer.Option("--category", help="arxiv: a category, e.g. cs.IR.")] = None,
     since: Annotated[Optional[str], typer.Option("--from", help="arxiv: submitted on or after YYYY-MM-DD.")] = None,
     until: Annotated[Optional[str], typer.Option("--until", help="arxiv: submitted on or before YYYY-MM-DD.")] = None,
     ids: Annotated[Optional[list[str]], typer.Option("--id", help="arxiv: an arXiv id. Repeat.")] = None,
-    oai: Annotated[bool, typer.Option("--oai", help="arxiv: harvest --category by OAI-PMH (dates: last change).")] = False,
+    oai: Annotated[
+        bool, typer.Option("--oai", help="arxiv: harvest --category by OAI-PMH (dates: last change).")
+    ] = False,
     metadata_prefix: Annotated[str, typer.Option("--metadata-prefix", help="arxiv --oai: arXiv | arXivRaw.")] = "arXiv",
     search: Annotated[Optional[str], typer.Option("--search", help="openalex: full-text search.")] = None,
     dois: Annotated[Optional[list[str]], typer.Option("--doi", help="openalex: a DOI. Repeat.")] = None,
@@ -449,10 +453,14 @@ def fetch(
     user: Annotated[Optional[str], typer.Option("--user", help="zotero: user id (API key in $ZOTERO_API_KEY).")] = None,
     group: Annotated[Optional[str], typer.Option("--group", help="zotero: group id.")] = None,
     collection: Annotated[Optional[str], typer.Option("--collection", help="zotero: collection key.")] = None,
-    sqlite: Annotated[Optional[Path], typer.Option("--sqlite", help="zotero: a local zotero.sqlite (read from a copy).")] = None,
+    sqlite: Annotated[
+        Optional[Path], typer.Option("--sqlite", help="zotero: a local zotero.sqlite (read from a copy).")
+    ] = None,
     limit: Annotated[Optional[int], typer.Option("--max", help="Stop after this many papers.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON-lines file to write.")] = None,
-    index: Annotated[Optional[Path], typer.Option("--index", "-i", help="Add the papers to this index instead.")] = None,
+    index: Annotated[
+        Optional[Path], typer.Option("--index", "-i", help="Add the papers to this index instead.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch papers from arXiv, OpenAlex or Zotero into JSON lines (or an index); an interrupted run resumes.

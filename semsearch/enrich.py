@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from .errors import FetchError
 from .fetch import arxiv, openalex

@@ -17,8 +17,8 @@ import re
 import tempfile
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .errors import ExportError
 from .provenance import paper_doi, paper_url

@@ -9,12 +9,10 @@ import pytest
 
 from semsearch import Index, build
 from semsearch.enrich import enrich
-from semsearch.errors import FetchError
 from semsearch.provenance import field_sources
 from tests.conftest import CORPUS, FakeEmbedder
 from tests.fetch_fixtures import arxiv_entry, arxiv_feed, openalex_work
 from tests.standin import Answer, StandIn
-
 
 TEXTS = [
     "Sparse lexical retrieval with learned term weights narrows the gap to dense encoders on long documents.",

@@ -14,8 +14,17 @@ from semsearch.errors import FetchError
 from semsearch.fetch import fetch
 from tests.conftest import FakeEmbedder
 from tests.fetch_fixtures import (
-    ARXIV_ERROR, arxiv_entry, arxiv_feed, oai_arxiv_record, oai_error, oai_page, oai_raw_record, openalex_list,
-    openalex_work, zotero_item, zotero_sqlite,
+    ARXIV_ERROR,
+    arxiv_entry,
+    arxiv_feed,
+    oai_arxiv_record,
+    oai_error,
+    oai_page,
+    oai_raw_record,
+    openalex_list,
+    openalex_work,
+    zotero_item,
+    zotero_sqlite,
 )
 from tests.standin import Answer, StandIn, scripted
 

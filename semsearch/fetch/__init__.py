@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 from ..errors import FetchError
 from . import arxiv, openalex, zotero
@@ -16,7 +16,7 @@ from ._run import FetchSummary, Page, run
 
 SOURCES = ("arxiv", "openalex", "zotero")
 
-__all__ = ["FetchSummary", "Page", "SOURCES", "fetch", "plan"]
+__all__ = ["SOURCES", "FetchSummary", "Page", "fetch", "plan"]
 
 
 def _arxiv(request: dict, http: dict) -> Callable:
@@ -118,7 +118,8 @@ def fetch(
         target = Path(os.path.realpath(index))
         output = target.parent / f".{target.name}.fetch-{source}.jsonl"
     try:
-        summary = run(source, request, pages, Path(output), limit=limit, progress=progress, requests=lambda: http.requests)
+        summary = run(source, request, pages, Path(output), limit=limit, progress=progress,
+                      requests=lambda: http.requests)
     finally:
         http.close()
     if index is not None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import FetchError
@@ -156,9 +156,8 @@ class Client:
                             message = str(exc)
                         except BadBody:
                             pass
-                    raise FetchError(
-                        f"{self.name}: {message or f'{shown_url(url)} answered HTTP {response.status_code} {response.reason_phrase}'}"
-                    )
+                    status = f"{shown_url(url)} answered HTTP {response.status_code} {response.reason_phrase}".rstrip()
+                    raise FetchError(f"{self.name}: {message or status}")
                 else:
                     if parse is None:
                         return response

@@ -13,9 +13,9 @@ import difflib
 import os
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from datetime import date
 from email.utils import parsedate_to_datetime
-from typing import Iterator
 
 from ..errors import FetchError
 from ._http import BadBody, Client, Refused
@@ -98,7 +98,7 @@ def check_dates(start: str | None, end: str | None) -> tuple[date | None, date |
 
 
 def check_id(value: str) -> str:
-    v = re.sub(r"^(?:arxiv:|https?://arxiv\.org/(?:abs|pdf)/)", "", value.strip(), flags=re.I)
+    v = re.sub(r"^(?:arxiv:|https?://arxiv\.org/(?:abs|pdf)/)", "", value.strip(), flags=re.IGNORECASE)
     if not _ARXIV_ID.fullmatch(v):
         raise FetchError(f"{value!r} is not an arXiv id (like 2407.21783 or hep-th/9901001v2)")
     return v

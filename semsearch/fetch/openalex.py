@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import quote
 
 from ..errors import FetchError
@@ -58,7 +58,7 @@ def abstract_from_index(inverted: dict | None) -> str | None:
 
 
 def check_doi(value: str) -> str:
-    doi = re.sub(r"^(?:doi:|https?://(?:dx\.)?doi\.org/)", "", value.strip(), flags=re.I)
+    doi = re.sub(r"^(?:doi:|https?://(?:dx\.)?doi\.org/)", "", value.strip(), flags=re.IGNORECASE)
     if not re.fullmatch(r"10\.\d{4,9}/\S+", doi):
         raise FetchError(f"{value!r} is not a DOI (like 10.1145/3397271.3401075)")
     return doi.lower()
@@ -92,7 +92,7 @@ def work_record(work: dict) -> dict | str:
         "abstract": abstract,
         "authors": [a["author"]["display_name"] for a in work.get("authorships") or []
                     if isinstance(a, dict) and (a.get("author") or {}).get("display_name")],
-        "date": work.get("publication_date") or (str(work["publication_year"]) if work.get("publication_year") else None),
+        "date": work.get("publication_date") or (str(work.get("publication_year") or "") or None),
         "doi": doi,
         "venue": source,
         "topics": topics,
@@ -113,7 +113,7 @@ def _parse(response):
     data = _json(response)
     if response.status_code == 429:
         message = str(data.get("message") or data.get("error") or "") if isinstance(data, dict) else ""
-        if not re.search(r"budget|credit|daily|per day|usage|exceeded your", message, re.I):
+        if not re.search(r"budget|credit|daily|per day|usage|exceeded your", message, re.IGNORECASE):
             raise BadBody(f"rate limited ({message or 'HTTP 429'})")  # too many calls a second: retried
         keyed = bool(os.environ.get(KEY_VARIABLE))
         raise Refused(
@@ -145,7 +145,8 @@ def pages(request: dict, position: dict | None, seen: set[str], http: Client, ur
                 work = http.get(f"{url}/works/doi:{quote(doi, safe='/')}", _auth(), _parse)
             except FetchError as exc:
                 if str(exc).endswith(": not found"):
-                    yield Page([], {"done": i + 1} if i + 1 < len(todo) else None, len(todo), [f"{doi}: not in OpenAlex"])
+                    more = {"done": i + 1} if i + 1 < len(todo) else None
+                    yield Page([], more, len(todo), [f"{doi}: not in OpenAlex"])
                     continue
                 raise
             record = work_record(work)

@@ -16,8 +16,8 @@ import re
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import FetchError
 from ._http import BadBody, Client, Refused
@@ -45,7 +45,7 @@ def client(**kwargs) -> Client:
 def _arxiv(fields: dict) -> str | None:
     for name in ("archiveID", "extra", "url", "DOI", "number"):
         m = re.search(r"(?:arxiv[:.\s]*|arxiv\.org/abs/)\s*(\d{4}\.\d{4,5}(?:v\d+)?|[a-z-]+/\d{7}(?:v\d+)?)",
-                      str(fields.get(name) or ""), re.I)
+                      str(fields.get(name) or ""), re.IGNORECASE)
         if m:
             return m.group(1)
     return None
