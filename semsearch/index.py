@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from . import __version__
 from . import lexical
@@ -898,6 +898,24 @@ def remove(
         summary = _apply(target, opened, keep, progress=False, cache=False, facts={})
     summary.papers_before = len(papers)
     summary.removed = sorted(gone)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def rewrite(
+    index: str | Path, change: "Callable[[list[Paper]], list[Paper]]", *, embedder: Embedder | None = None,
+    progress: bool = False, cache: Path | None | bool = True, wait: float = DEFAULT_WAIT,
+) -> BuildSummary:
+    """Replace an index's papers by `change(stored papers)`, under the writer lock and through
+    the same in-place update as `add` (only changed texts embedded; atomic swap). `change` sees
+    the papers as they are once the lock is held, and must keep their ids (enrich fills
+    metadata this way)."""
+    start = time.perf_counter()
+    with _writing(index, wait, existing=True) as target:
+        opened = _open_for_update(target, embedder)
+        before = [p for _, p in opened.stored]
+        summary = _apply(target, opened, change(list(before)), progress=progress, cache=cache, facts={})
+    summary.papers_before = len(before)
     summary.seconds = time.perf_counter() - start
     return summary
 
