@@ -115,7 +115,9 @@ def fetch(
     pages, http, request = plan(source, request, **client_options)
     start = time.perf_counter()
     if index is not None:
-        target = Path(os.path.realpath(index))
+        from ..target import judge
+
+        target = judge(index)  # a wrong --index is refused before any request or file
         output = target.parent / f".{target.name}.fetch-{source}.jsonl"
     try:
         summary = run(source, request, pages, Path(output), limit=limit, progress=progress,
