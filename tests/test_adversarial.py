@@ -274,3 +274,11 @@ def test_fetch_into_a_wrong_index_is_refused_before_any_request(user_files, case
     result = semsearch("fetch", "arxiv", "--id", "2407.21783", "--index", user_files / name, env=env)
     refused(result, words)
     assert tree(user_files) == before
+
+
+def test_fetch_never_extends_a_users_file(user_files):
+    before = tree(user_files)
+    env = {"SEMSEARCH_ARXIV_API": "http://127.0.0.1:9/unreachable"}  # never asked: refused first
+    result = semsearch("fetch", "arxiv", "--id", "2407.21783", "--output", user_files / "notes.txt", env=env)
+    refused(result, "notes.txt:1: exists and is not JSON lines of papers")
+    assert tree(user_files) == before

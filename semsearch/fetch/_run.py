@@ -68,6 +68,25 @@ def _keys(path: Path, length: int | None = None) -> set[str]:
     return keys
 
 
+def _check_fetched(path: Path) -> None:
+    """Refuse to extend a file that is not JSON lines of records (a user's file is never changed)."""
+    if not path.is_file():
+        raise FetchError(f"{path}: is not a file; choose another --output")
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                ok = isinstance(json.loads(line), dict)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise FetchError(
+                    f"{path}:{number}: exists and is not JSON lines of papers; semsearch only adds to its own "
+                    "fetch output: choose another --output"
+                )
+
+
 def _write_state(path: Path, state: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
@@ -119,6 +138,7 @@ def run(
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
             if output.exists():  # a finished earlier fetch: keep its lines, add only new records
+                _check_fetched(output)
                 seen = _keys(output)
                 kept = len(seen)
                 part.write_bytes(output.read_bytes())
