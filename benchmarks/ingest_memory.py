@@ -93,7 +93,7 @@ def main() -> None:
         before_file.write_text(shown.stdout)
         readers = {
             f"before ({args.before[:7]}, whole file)": ("semsearch._ingest_before", before_file),
-            "now (streaming)": ("semsearch.ingest", (ROOT / "semsearch" / "ingest.py").resolve()),
+            "now (streaming)": ("semsearch.ingest", (ROOT / "semsearch" / "ingest" / "__init__.py").resolve()),
         }
         runs: dict[str, list[dict]] = {label: [] for label in readers}
         for _ in range(args.runs):

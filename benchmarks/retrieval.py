@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from semsearch import Index
+from semsearch.builder import build_records
 from semsearch.evaluate import load_beir, score_run
-from semsearch.index import build_records
 from semsearch.query import ALPHA, CANDIDATES, fuse, rrf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ def main() -> None:
             qvec = idx.embed([queries[q] for q in qids])
             dense = idx.search_vectors(qvec, CANDIDATES)
             dense_runs = [[(int(r), float(s)) for r, s in zip(dense.rows[i], dense.scores[i]) if r >= 0] for i in range(len(qids))]
-            from semsearch import lexical
+            from semsearch.store import lexical
 
             lex_runs = [lexical.search(idx._store.connection, queries[q], CANDIDATES) for q in qids]
             search_s = time.perf_counter() - t

@@ -7,7 +7,7 @@ import sqlite3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semsearch import lexical
+from semsearch.store import lexical
 
 
 def _db():
