@@ -233,7 +233,9 @@ class VectorIndex:
             else:
                 keep.append(selector)
                 selector = faiss.IDSelectorAnd(selector, not_excluded)
-        return self._index.search(queries, k, params=self._search_params(selector))
+        scores, found = self._index.search(queries, k, params=self._search_params(selector))
+        scores[found < 0] = -np.inf  # FAISS pads with -FLT_MAX; the exact paths with -inf
+        return scores, found
 
     def _search_params(self, selector):
         """FAISS SearchParameters carrying the selector and this index's nprobe / efSearch."""
