@@ -17,7 +17,8 @@ from .errors import SemsearchError
 from .store.target import DEFAULT_INDEX, DEFAULT_WAIT
 
 app = typer.Typer(
-    help="Semantic search over scientific paper abstracts, offline. Scores are cosine similarity.",
+    help="Semantic search over scientific paper abstracts, offline. Scores: cosine (dense), BM25 (lexical) or "
+    "fused (hybrid, the default); higher is better.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -204,8 +205,8 @@ def add(
 
     Example: semsearch add new-papers.bib --index indexes/default
     """
-    from .update import add as add_papers
     from .ingest import parse_columns
+    from .update import add as add_papers
 
     s = add_papers(paths, index, progress=not as_json, columns=parse_columns(columns), wait=wait)
     _emit_summary(s, as_json)

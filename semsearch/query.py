@@ -237,8 +237,9 @@ class Index:
         Args:
             query: natural-language text.
             k: number of results; fewer only when fewer papers pass `filters`.
-            mode: "dense" (embeddings, cosine), "lexical" (BM25) or "hybrid" (reciprocal-rank
-                fusion of both); default DEFAULT_MODE.
+            mode: "dense" (embeddings, cosine), "lexical" (BM25) or "hybrid" (convex fusion of
+                both, see `fuse`: ALPHA x min-max cosine + (1 - ALPHA) x min-max BM25); default
+                DEFAULT_MODE.
             filters: restrict to papers by year, source or category before ranking.
             diverse: re-rank the candidates by maximal marginal relevance (MMR_LAMBDA).
         Raises:
@@ -486,7 +487,7 @@ class Index:
 
     def papers(self) -> Papers:
         """Every paper in the index, in index order."""
-        return Papers(self._store.all())
+        return Papers([p for _, p in self._store.rows_and_papers()])
 
     def __len__(self) -> int:
         return self.manifest.count

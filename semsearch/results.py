@@ -35,7 +35,8 @@ class Neighbours:
 
 @dataclass(frozen=True)
 class Hit:
-    """One ranked paper. `score` is the cosine similarity of query and paper (higher is better)."""
+    """One ranked paper. `score` is what `score_kind` says: "cosine" (dense), "bm25" (lexical) or
+    "fused" (hybrid, in [0, 1]); higher is always better."""
 
     rank: int
     score: float

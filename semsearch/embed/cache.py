@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -55,7 +56,7 @@ class CachedEmbedder:
         found: dict[bytes, bytes] = {}
         try:
             con = self._connect()
-        except Exception:  # an unusable cache must never stop a build: embed without it
+        except (OSError, sqlite3.Error):  # an unusable cache must never stop a build: embed without it
             return self.inner.encode(texts, progress=progress)
         with con:
             for i in range(0, len(keys), 500):

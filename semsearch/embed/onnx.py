@@ -293,7 +293,7 @@ def _quantize(out_dir: Path) -> dict:
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
-        raise SemsearchError(f"int8 quantization needs onnxruntime and onnx ({exc}): pip install 'semsearch[onnx]'") from None
+        raise SemsearchError(f"int8 quantization needs onnxruntime and onnx ({exc}): pip install onnxruntime onnx") from None
     source = out_dir / FP32_FILE
     start = time.perf_counter()
 
@@ -455,7 +455,7 @@ class OnnxEmbedder:
         cache_dir: str | Path | None = None,
     ):
         if not available():
-            raise SemsearchError("the ONNX backend needs onnxruntime and tokenizers: pip install 'semsearch[onnx]'")
+            raise SemsearchError("the ONNX backend needs onnxruntime and tokenizers: pip install onnxruntime tokenizers")
         self.name, self._folder = model_folder(model)
         self.quantized = quantized
         self.threads = threads

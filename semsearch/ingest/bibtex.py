@@ -119,7 +119,8 @@ def _bib_entry(path: str, line: int, text: str) -> RawRecord | Skipped | None:
     from bibtexparser.model import Entry, ParsingFailedBlock
 
     m = _BIB_ENTRY.match(text)
-    assert m is not None
+    if m is None:  # _bib_entries yields only text that opens an entry; never reached otherwise
+        return Skipped(path, line, "not a BibTeX entry", _short(text))
     if m.group(1).lower() in ("comment", "string", "preamble"):
         return None
     blocks = bibtexparser.parse_string(text, append_middleware=_bib_middleware()).blocks

@@ -181,10 +181,5 @@ PAGE_SHAPES: dict[str, Callable[[str, list[str]], Parsed]] = {
 def parse_page(path: str, text: str) -> tuple[str, Parsed]:
     """Detect the page shape that explains the most abstracts and parse with it."""
     lines = [clean_text(line) for line in text.split("\n")]
-    best: tuple[str, Parsed] | None = None
-    for shape, parser in PAGE_SHAPES.items():
-        parsed = parser(path, lines)
-        if best is None or len(parsed[0]) > len(best[1][0]):
-            best = (shape, parsed)
-    assert best is not None
-    return best
+    parsed = [(shape, parser(path, lines)) for shape, parser in PAGE_SHAPES.items()]
+    return max(parsed, key=lambda found: len(found[1][0]))  # the first of equals: PAGE_SHAPES order

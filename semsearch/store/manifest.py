@@ -64,12 +64,14 @@ class Manifest:
         if not isinstance(data, dict):
             raise IndexFormatError(f"{path}: not a JSON object; rebuild the index")
         version = data.get("format_version")
-        if isinstance(version, int) and version > FORMAT_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise IndexFormatError(f"{path}: no format_version; {directory} is not a semsearch index (rebuild it)")
+        if version > FORMAT_VERSION:
             raise IndexFormatError(
                 f"{path}: format version {version} is newer than this semsearch reads ({FORMAT_VERSION}); "
                 "upgrade semsearch"
             )
-        if isinstance(version, int) and version not in READABLE_VERSIONS and version < FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise IndexFormatError(
                 f"{path}: format version {version} is older than this semsearch reads ({FORMAT_VERSION}); "
                 f"rebuild it with `semsearch build ... --index {directory}`"

@@ -145,9 +145,6 @@ class PaperStore:
             found.update(self._select(f"WHERE row IN ({', '.join('?' * len(chunk))})", chunk))
         return found
 
-    def all(self) -> list[Paper]:
-        return [p for _, p in self._select("ORDER BY row")]
-
     def rows_and_papers(self) -> list[tuple[int, Paper]]:
         """Every (row, paper), in row order."""
         return self._select("ORDER BY row")
@@ -169,7 +166,8 @@ class PaperStore:
 
     def find(self, column: str, value: str) -> list[tuple[int, Paper]]:
         """Papers whose `column` is `value`; column "name": whose given id or an alias is."""
-        assert column in ("id", "arxiv_id", "name")
+        if column not in ("id", "arxiv_id", "name"):
+            raise ValueError(f"unknown column {column!r}: use id, arxiv_id or name")
         if column != "name":
             return self._select(f"WHERE {column} = ?", (value,))
         if self._legacy:
