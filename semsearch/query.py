@@ -325,6 +325,24 @@ class Index:
         """(len(rows), dim) float32 stored vectors of index rows."""
         return self._vectors.reconstruct(rows)
 
+    def embeddings(self, ids: Sequence[str] | None = None) -> tuple[list[str], "np.ndarray"]:
+        """Papers' ids and stored vectors, for analysis of your own (UMAP, clustering, ...).
+
+        Args:
+            ids: paper references (id, arXiv id, an alias or a title, as `similar` takes them);
+                None = every paper, in index order.
+        Returns:
+            (ids, vectors): the papers' ids and a (len(ids), dim) float32 array, L2-normalised
+            (decoded from the index: approximate for ivf-sq8 / ivf-pq indexes).
+        Raises:
+            QueryError: a reference that names no paper.
+        """
+        if ids is None:
+            pairs = self._store.rows_and_papers()
+        else:
+            pairs = [self.resolve(ref) for ref in ids]
+        return [p.id for _, p in pairs], self.vectors([row for row, _ in pairs])
+
     def _diversify(self, query_vector: "np.ndarray", ranked: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
         cand = [r for r, _ in ranked]
         vecs = self.vectors(cand)
