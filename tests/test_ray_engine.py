@@ -12,6 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from semsearch import Index, SemsearchError, build, cli
+
+pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'semsearch[ray]'")
+pytest.importorskip("pyarrow", reason="the ray extra is not installed: pip install 'semsearch[ray]'")
+
 from semsearch.embed import onnx as ob
 from semsearch.embed import paper_text
 from semsearch.embed.ray import RayEmbedder
