@@ -10,7 +10,7 @@ given with --vectors, in file order). Sizes beyond the real count are a syntheti
 each extra vector is a random real vector plus isotropic Gaussian noise (sigma per dimension
 --sigma), re-normalised, so it sits near a real paper the way a related paper does.
 
-    PYTHONPATH=. python benchmarks/scale.py --vectors /tmp/emb/arxiv.npy --sizes 10000,all,100000,1000000
+    PYTHONPATH=. python benchmarks/scale.py --vectors CACHE/bench/arxiv.npy --sizes 10000,all,100000,1000000
 """
 
 from __future__ import annotations

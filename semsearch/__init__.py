@@ -1,11 +1,9 @@
 """semsearch: local, offline semantic search over scientific paper abstracts.
 
 The public surface is re-exported here; the stages live in ingest/ -> records.py -> embed/ ->
-store/ -> build.py, update.py -> query.py, themes.py -> results.py -> cli.py (see README,
+store/ -> builder.py, update.py -> results.py, themes.py, query.py -> cli.py (see README,
 "How the code is laid out").
 """
-
-__version__ = "0.1.0"
 
 from .builder import BuildSummary, build  # noqa: E402
 from .embed import Embedder  # noqa: E402
@@ -21,6 +19,7 @@ from .query import Filters, Index  # noqa: E402
 from .records import Paper  # noqa: E402
 from .results import Excluded, Hit, Hits, Neighbours, Papers, Theme, ThemeGroups, ThemeMember  # noqa: E402
 from .update import add, remove  # noqa: E402
+from .version import __version__  # noqa: E402
 
 __all__ = [
     "BuildSummary",

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__, embed
+from . import embed
 from .builder import BuildSummary, _build_papers, _file_facts, _writing, corpus_hash
 from .embed import CachedEmbedder, Embedder, default_cache_path, paper_text
 from .errors import IndexFormatError, ModelMismatch, QueryError
@@ -23,6 +23,7 @@ from .store.papers import PaperStore, update_papers
 from .store.target import DEFAULT_INDEX, DEFAULT_WAIT, judge
 from .store.tune import TARGET_RECALL
 from .store.vectors import VectorIndex
+from .version import __version__
 
 #: An update rebuilds the whole index (re-trained, re-tuned, retired rows dropped) instead of
 #: changing it in place once retired rows exceed this fraction of the FAISS rows ...

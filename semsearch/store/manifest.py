@@ -10,8 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import __version__
 from ..errors import IndexFormatError, IndexNotFound
+from ..version import __version__
 
 MANIFEST, VECTORS, PAPERS = "manifest.json", "vectors.faiss", "papers.sqlite"
 FILES = (MANIFEST, VECTORS, PAPERS)
