@@ -10,8 +10,8 @@ V-measure of that solution. Part 2: the whole corpus, every method, ratios vs k-
 true k. Part 3: each discovered theme's size, name and majority category; and the generic
 words GENERIC_WORDS keeps out of the names.
 
-    PYTHONPATH=. python benchmarks/clustering.py [--cache /tmp/emb/clustering.npy] [--limit N]
-        [--bertopic /tmp/bt-venv/bin/python]
+    PYTHONPATH=. python benchmarks/clustering.py [--cache CACHE/bench/clustering.npy] [--limit N]
+        [--bertopic BERTOPIC-VENV/bin/python]
 
 BERTopic is not a dependency: --bertopic names an interpreter of a separate venv holding it
 (torch==2.13.0 installed first, then `pip install bertopic`), run as a subprocess.
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.cluster import GENERIC_WORDS, N_INIT, AutoThemes, label_clusters
+from semsearch.embed import cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "arxiv" / "clustering_subset.jsonl"
@@ -172,7 +173,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA, help="papers (JSONL with title, abstract, primary_category)")
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/emb/clustering.npy"), help="precomputed paper vectors (.npy)")
+    ap.add_argument("--cache", type=Path, default=cache_dir() / "bench" / "clustering.npy", help="precomputed paper vectors (.npy)")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N papers")
     ap.add_argument("--wait", type=float, default=600, help="seconds to wait for --cache to appear")
     ap.add_argument("--seed", type=int, default=0)

@@ -4,7 +4,7 @@ All settings run in one process on one index and the same query embeddings, so t
 differ only by ranking method. Hybrid settings fuse the top CANDIDATES of each channel.
 
     PYTHONPATH=. python benchmarks/retrieval.py [--data ../shared/data/scifact] [--split test]
-        [--vectors /tmp/emb/scifact_corpus.npy] [--limit N] [--embedder fake]
+        [--vectors CACHE/bench/scifact_corpus.npy] [--limit N] [--embedder fake]
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from semsearch import Index
+from semsearch.builder import build_records
+from semsearch.embed import cache_dir
 from semsearch.evaluate import load_beir, score_run
-from semsearch.index import build_records
 from semsearch.query import ALPHA, CANDIDATES, fuse, rrf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "scifact")
     ap.add_argument("--split", default="test")
-    ap.add_argument("--vectors", type=Path, default=Path("/tmp/emb/scifact_corpus.npy"),
+    ap.add_argument("--vectors", type=Path, default=cache_dir() / "bench" / "scifact_corpus.npy",
                     help="corpus vectors computed earlier for title. text, in corpus order (optional)")
     ap.add_argument("--limit", type=int, default=None, help="first N documents only (for a quick run)")
     ap.add_argument("--embedder", default=None, help="'fake' for the test suite's tiny run")
@@ -87,7 +88,7 @@ def main() -> None:
             qvec = idx.embed([queries[q] for q in qids])
             dense = idx.search_vectors(qvec, CANDIDATES)
             dense_runs = [[(int(r), float(s)) for r, s in zip(dense.rows[i], dense.scores[i]) if r >= 0] for i in range(len(qids))]
-            from semsearch import lexical
+            from semsearch.store import lexical
 
             lex_runs = [lexical.search(idx._store.connection, queries[q], CANDIDATES) for q in qids]
             search_s = time.perf_counter() - t

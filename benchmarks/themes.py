@@ -6,7 +6,7 @@ belongs to a theme when the category is among its arXiv categories (multi-label)
 compared side by side on the same embeddings by macro- and micro-F1 and the share of papers
 left unassigned.
 
-    PYTHONPATH=. python benchmarks/themes.py [--cache /tmp/emb/clustering.npy] [--limit N]
+    PYTHONPATH=. python benchmarks/themes.py [--cache CACHE/bench/clustering.npy] [--limit N]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semsearch.embed import cache_dir
 from semsearch.themes import ABSOLUTE_MIN, RELATIVE_MARGIN, assign
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def rules(scores: np.ndarray):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA, help="papers (JSONL with title, abstract, categories)")
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/emb/clustering.npy"), help="precomputed paper vectors")
+    ap.add_argument("--cache", type=Path, default=cache_dir() / "bench" / "clustering.npy", help="precomputed paper vectors")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--embedder", default=None, help="'fake' for the test suite's tiny run")
     args = ap.parse_args()

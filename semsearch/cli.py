@@ -15,11 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import SemsearchError
-from .index import DEFAULT_INDEX
-from .target import DEFAULT_WAIT
+from .store.target import DEFAULT_INDEX, DEFAULT_WAIT
 
 app = typer.Typer(
-    help="Semantic search over scientific paper abstracts, offline. Scores are cosine similarity.",
+    help="Semantic search over scientific paper abstracts, offline. Scores: cosine (dense), BM25 (lexical) or "
+    "fused (hybrid, the default); higher is better.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -157,7 +157,7 @@ def build(
 
     Example: semsearch build corpus/ --index indexes/default
     """
-    from .index import build as build_index
+    from .builder import build as build_index
     from .ingest import parse_columns
 
     s = build_index(
@@ -224,8 +224,8 @@ def add(
 
     Example: semsearch add new-papers.bib --index indexes/default
     """
-    from .index import add as add_papers
     from .ingest import parse_columns
+    from .update import add as add_papers
 
     s = add_papers(paths, index, progress=not as_json, columns=parse_columns(columns), wait=wait)
     _emit_summary(s, as_json)
@@ -243,7 +243,7 @@ def remove(
 
     Example: semsearch remove 2407.21783 --index indexes/default
     """
-    from .index import remove as remove_papers
+    from .update import remove as remove_papers
 
     d = remove_papers(ids, index, wait=wait).as_dict()
     _emit(d, as_json, lambda: f"removed {', '.join(d['removed'])}; {d['papers']} papers left in {d['index']} "

@@ -23,8 +23,7 @@ def fake_model(monkeypatch):
     """Make the CLI build and query with the fake embedder (no torch)."""
     from . import conftest
 
-    monkeypatch.setattr("semsearch.index.make_embedder", lambda model=None, backend="auto": conftest.FakeEmbedder())
-    monkeypatch.setattr("semsearch.query.query_embedder_for", lambda model, fingerprint: conftest.FakeEmbedder())
+    monkeypatch.setattr("semsearch.embed.make_embedder", lambda model=None, backend="auto": conftest.FakeEmbedder())
     monkeypatch.setattr("semsearch.embed.query_embedder_for", lambda model, fingerprint: conftest.FakeEmbedder())
 
 
