@@ -16,8 +16,16 @@ if TYPE_CHECKING:
 N_INIT = 3
 #: The silhouette is computed on at most this many papers (drawn with random_state): its cost is quadratic.
 SILHOUETTE_SAMPLE = 2000
+#: Each paper's vector is averaged with those of its nearest neighbours before clustering (at most
+#: this many, and n // 10): a denoising step measured in benchmarks/clustering.py.
+NEIGHBOURS = 10
+#: Above this many papers, k-means runs on a random sample of this size (drawn with random_state)
+#: and every paper then joins its nearest theme centre: the cost stays flat on large corpora.
+FIT_SAMPLE = 8000
 #: Terms of `words_` joined into a theme's name.
 NAME_TERMS = 3
+#: A label term is used by at least this share of its theme's papers (and at least 2).
+MIN_SHARE = 0.05
 #: Longest phrase (in words) that can name a theme ("large language models").
 MAX_PHRASE = 3
 #: A phrase replaces the shorter terms it contains already chosen for a label when it holds at
@@ -96,19 +104,34 @@ def label_clusters(
     k = max((int(c) for c in labels), default=-1) + 1
     stop = _stop_words() if stop_words is None else frozenset(stop_words)
     per_cluster: list[Counter[str]] = [Counter() for _ in range(k)]
+    sizes = Counter(int(c) for c in labels)
     for text, c in zip(texts, labels):
         per_cluster[int(c)].update(terms(text, stop))
     total: Counter[str] = Counter()
     for counts in per_cluster:
         total.update(counts)
-    mean_terms = sum(total.values()) / max(k, 1)
-    return [_top_terms(counts, total, mean_terms, n_words) for counts in per_cluster]
+    n = len(texts)
+    return [_top_terms(counts, total, sizes[c], n, n_words) for c, counts in enumerate(per_cluster)]
 
 
-def _top_terms(counts: Counter[str], total: Counter[str], mean_terms: float, n_words: int) -> list[str]:
-    ranked = sorted(counts, key=lambda t: (-counts[t] * math.log(1 + mean_terms / total[t]), t))
+def _top_terms(counts: Counter[str], total: Counter[str], size: int, n: int, n_words: int) -> list[str]:
+    """Terms ranked by p_in * log(p_in / p_all): frequent in the cluster and rarer in the corpus.
+
+    A word common everywhere ("model" in a corpus of machine-learning papers) scores near zero
+    however often the cluster uses it: corpus-level stop words without a list.
+    """
+    def weight(t: str) -> float:
+        p_in, p_all = counts[t] / max(size, 1), total[t] / max(n, 1)
+        return p_in * math.log(p_in / p_all) if p_in > p_all else 0.0
+
+    least = max(2, math.ceil(MIN_SHARE * size)) if size > 3 else 1
+    ranked = sorted((t for t in counts if counts[t] >= least), key=lambda t: (-weight(t), t))
     chosen: list[str] = []
     for term in ranked:
+        if weight(term) <= 0:
+            break
+        if any(_acronym(term, c) or _acronym(c, term) for c in chosen):
+            continue
         keys = {_fold(w) for w in term.split()}
         clash = [i for i, c in enumerate(chosen) if keys & {_fold(w) for w in c.split()}]
         if not clash:
@@ -120,6 +143,13 @@ def _top_terms(counts: Counter[str], total: Counter[str], mean_terms: float, n_w
             for i in reversed(clash[1:]):
                 del chosen[i]
     return chosen
+
+
+def _acronym(term: str, phrase: str) -> bool:
+    """`llms` / `llm` for `large language models`."""
+    words = phrase.split()
+    initials = "".join(w[0] for w in words)
+    return len(words) > 1 and " " not in term and term in (initials, initials + "s", initials[:-1] + "s")
 
 
 def _fold(word: str) -> str:
@@ -160,7 +190,7 @@ class AutoThemes:
     def __init__(
         self,
         n_themes: int | None = None,
-        max_themes: int = 30,
+        max_themes: int = 20,
         min_themes: int = 2,
         n_words: int = 4,
         random_state: int = 0,
@@ -189,14 +219,22 @@ class AutoThemes:
         centred = x - x.mean(axis=0)
         norms = np.linalg.norm(centred, axis=1, keepdims=True)
         centred = np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0)
-        distinct = len(np.unique(centred, axis=0))
+        rng = np.random.default_rng(self.random_state)
+        fit_rows = np.sort(rng.choice(n, FIT_SAMPLE, replace=False)) if n > FIT_SAMPLE else np.arange(n)
+        z = _smooth(centred[fit_rows], min(NEIGHBOURS, len(fit_rows) // 10))
+        distinct = len(np.unique(z, axis=0))
         self.selection_: dict[int, float] = {}
         if self.n_themes is not None:
-            labels = self._kmeans(centred, min(self.n_themes, distinct))
-        elif n < 3 or distinct < 2:
-            labels = np.zeros(n, dtype=np.int64)
+            labels = self._kmeans(z, min(self.n_themes, distinct))
+        elif len(z) < 3 or distinct < 2:
+            labels = np.zeros(len(z), dtype=np.int64)
         else:
-            labels = self._choose(centred, distinct)
+            labels = self._choose(z, distinct)
+        if len(fit_rows) < n:  # every paper joins the nearest centre of the sample's themes
+            k = int(labels.max()) + 1
+            sums = np.zeros((k, x.shape[1]), dtype=np.float64)
+            np.add.at(sums, labels, centred[fit_rows])
+            labels = (centred @ sums.T.astype(np.float32)).argmax(axis=1).astype(np.int64)
         self._learn(x, labels, texts)
         return self
 
@@ -268,6 +306,19 @@ class AutoThemes:
         self.scores_ = np.einsum("ij,ij->i", x, self.centers_[self.labels_]).astype(np.float32)
         self.words_ = label_clusters(texts, self.labels_.tolist(), self.n_words)
         self.names_ = _unique([" · ".join(w[:NAME_TERMS]) or f"theme {i + 1}" for i, w in enumerate(self.words_)])
+
+
+def _smooth(x: "np.ndarray", neighbours: int) -> "np.ndarray":
+    """Each row averaged with its `neighbours` nearest rows (cosine), re-normalised."""
+    import numpy as np
+
+    if neighbours < 1:
+        return x
+    sims = x @ x.T
+    near = np.argpartition(-sims, neighbours, axis=1)[:, : neighbours + 1]
+    z = x[near].mean(axis=1)
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    return np.divide(z, norms, out=np.zeros_like(z), where=norms > 0)
 
 
 def _unique(names: list[str]) -> list[str]:
