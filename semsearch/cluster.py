@@ -40,6 +40,9 @@ GENERIC_WORDS = frozenset(
     present presents problem problems introduce introduces experiments state-of-the-art
     demonstrate demonstrates existing using use used based approach approaches paper new novel work
     achieve achieves
+    limited analysis compared compare applying apply applied discussion discuss leverage leverages
+    effective effectively technique techniques significant significantly improve improves improved
+    improvement show shows provide provides various different including challenge challenges
     """.split()
 )
 
@@ -262,7 +265,13 @@ class AutoThemes:
 
         if k <= 1:
             return np.zeros(len(x), dtype=np.int64)
-        km = KMeans(n_clusters=k, n_init=N_INIT, random_state=self.random_state).fit(x)
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings():  # k above the number of distinct points: fewer clusters, said by n_themes_
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            km = KMeans(n_clusters=k, n_init=N_INIT, random_state=self.random_state).fit(x)
         return km.labels_.astype(np.int64)
 
     def _choose(self, x: "np.ndarray", distinct: int) -> "np.ndarray":

@@ -304,10 +304,9 @@ class ThemeGroups:
         paper is or is not in it. Raises KeyError for an unknown id, QueryError for discovered themes."""
         if not isinstance(self.model, NamedThemes):
             raise QueryError("explain() is for named themes")
-        i = next(i for i, p in enumerate(self.papers) if p.id == paper_id) if any(
-            p.id == paper_id for p in self.papers) else None
-        if i is None:
-            raise KeyError(paper_id)
+        if not hasattr(self, "_position"):
+            self._position = {p.id: i for i, p in enumerate(self.papers)}
+        i = self._position[paper_id]
         return self.model.explain(i, [t.name for t in self.themes])
 
     def as_dict(self) -> dict:
