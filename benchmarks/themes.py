@@ -155,7 +155,7 @@ def pooled(runs: list[list[tuple[str, dict]]]) -> list[tuple[str, dict]]:
 
 
 def develop(args, emb) -> None:
-    cfg = json.loads(SETS.read_text(encoding="utf-8"))
+    cfg = json.loads(args.sets.read_text(encoding="utf-8"))
     held_out = {json.loads(line)["id"] for line in (args.data / "clustering_subset.jsonl").open(encoding="utf-8")}
     rng = np.random.default_rng(0)
     for set_name, themes in cfg["sets"].items():
@@ -170,12 +170,13 @@ def develop(args, emb) -> None:
         half = dict(list(by_cat.items())[::2])
         table(f"open ({len(half)} of {len(by_cat)} themes named)", evaluate(x, texts, papers, half, q_all))
         runs = []
-        for _ in range(SMALL_DRAWS):
+        for _ in range(SMALL_DRAWS if len(papers) >= 2 * SMALL_PAPERS and len(by_cat) >= SMALL_THEMES else 0):
             rows = np.sort(rng.choice(len(papers), SMALL_PAPERS, replace=False))
             pick = rng.choice(list(by_cat), SMALL_THEMES, replace=False)
             runs.append(evaluate(x[rows], [texts[i] for i in rows], [papers[i] for i in rows],
                                  {c: by_cat[c] for c in pick}, q_all))
-        table(f"small ({SMALL_DRAWS} draws of {SMALL_PAPERS} papers, {SMALL_THEMES} themes; pooled)", pooled(runs))
+        if runs:
+            table(f"small ({SMALL_DRAWS} draws of {SMALL_PAPERS} papers, {SMALL_THEMES} themes; pooled)", pooled(runs))
 
 
 def test(args, emb) -> None:
@@ -210,12 +211,13 @@ def test(args, emb) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA, help="folder with abstracts.jsonl.gz and clustering_subset.jsonl")
+    ap.add_argument("--sets", type=Path, default=SETS, help="development theme sets (JSON)")
     ap.add_argument("--per-theme", type=int, default=None, help="dev papers per theme (default: theme_sets.json)")
     ap.add_argument("--test", action="store_true", help="also run the held-out test (nine themes, seed corpus)")
     ap.add_argument("--embedder", default=None, help="'fake' for the test suite's tiny run")
     args = ap.parse_args()
     if args.per_theme is None:
-        args.per_theme = json.loads(SETS.read_text(encoding="utf-8"))["per_theme"]
+        args.per_theme = json.loads(args.sets.read_text(encoding="utf-8"))["per_theme"]
     emb = embedder(args.embedder)
     print(f"machine: {platform.machine()} python {platform.python_version()}; embedder {emb.name}; one run per rule")
     develop(args, emb)
