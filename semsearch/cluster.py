@@ -1,4 +1,4 @@
-"""Discovered themes: k-means on paper vectors, k chosen by silhouette, clusters named by c-TF-IDF."""
+"""Discovered themes: k-means on smoothed paper vectors, k by kNN-graph modularity, named by distinctive phrases."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ if TYPE_CHECKING:
 
 #: k-means restarts per candidate k (best inertia kept); fixed so results depend on random_state only.
 N_INIT = 3
-#: The silhouette is computed on at most this many papers (drawn with random_state): its cost is quadratic.
-SILHOUETTE_SAMPLE = 2000
 #: Each paper's vector is averaged with those of its nearest neighbours before clustering (at most
 #: this many, and n // 10): a denoising step measured in benchmarks/clustering.py.
 NEIGHBOURS = 10
 #: Above this many papers, k-means runs on a random sample of this size (drawn with random_state)
 #: and every paper then joins its nearest theme centre: the cost stays flat on large corpora.
 FIT_SAMPLE = 8000
+#: Candidate numbers of themes are compared on k-means of at most this many (sampled) papers.
+SCAN_SAMPLE = 3000
 #: Terms of `words_` joined into a theme's name.
 NAME_TERMS = 3
 #: A label term is used by at least this share of its theme's papers (and at least 2).
@@ -43,6 +43,7 @@ GENERIC_WORDS = frozenset(
     limited analysis compared compare applying apply applied discussion discuss leverage leverages
     effective effectively technique techniques significant significantly improve improves improved
     improvement show shows provide provides various different including challenge challenges
+    prove proves proved extensive extensively
     """.split()
 )
 
@@ -152,7 +153,9 @@ def _acronym(term: str, phrase: str) -> bool:
     """`llms` / `llm` for `large language models`."""
     words = phrase.split()
     initials = "".join(w[0] for w in words)
-    return len(words) > 1 and " " not in term and term in (initials, initials + "s", initials[:-1] + "s")
+    bare = term[:-1] if term.endswith("s") else term
+    # "llms" also for "language models" when "large" was kept apart
+    return len(words) > 1 and " " not in term and (bare == initials or bare.endswith(initials))
 
 
 def _fold(word: str) -> str:
@@ -169,8 +172,9 @@ class AutoThemes:
 
     Clustering runs on the vectors minus their mean, re-normalised (sentence embeddings share a
     common direction that hides topic structure); with `n_themes=None`, k is the candidate in
-    `min_themes..min(max_themes, sqrt(n))` whose k-means solution has the highest mean silhouette
-    (cosine, on at most SILHOUETTE_SAMPLE papers; ties go to the smaller k). Fewer than 3 papers are one
+    `min_themes..min(max_themes, sqrt(n))` whose k-means solution has the highest modularity on the
+    papers' k-nearest-neighbour graph (NEIGHBOURS; on at most SCAN_SAMPLE papers; ties go to the
+    smaller k). Vectors are first smoothed (each averaged with its NEIGHBOURS nearest). Fewer than 3 papers are one
     theme. See benchmarks/clustering.py for the criteria compared.
 
     Args:
@@ -178,7 +182,7 @@ class AutoThemes:
             distinct vectors.
         max_themes, min_themes: the range of k tried when choosing.
         n_words: terms kept per theme in `words_`.
-        random_state: seed of k-means and of the silhouette sample.
+        random_state: seed of k-means and of the samples.
 
     Learned attributes (after `fit`), themes ordered by size, largest first:
         labels_: (n,) int64, the theme of each paper.
@@ -187,7 +191,7 @@ class AutoThemes:
         scores_: (n,) float32, cosine of each paper to its theme's center.
         words_: k lists of terms (c-TF-IDF, see `label_clusters`).
         names_: k strings, the first NAME_TERMS terms joined by " · " (made unique).
-        selection_: {k: silhouette} of the candidates tried; empty when k was not chosen.
+        selection_: {k: modularity} of the candidates tried; empty when k was not chosen.
     """
 
     def __init__(
@@ -238,7 +242,7 @@ class AutoThemes:
             sums = np.zeros((k, x.shape[1]), dtype=np.float64)
             np.add.at(sums, labels, centred[fit_rows])
             labels = (centred @ sums.T.astype(np.float32)).argmax(axis=1).astype(np.int64)
-        self._learn(x, labels, texts)
+        self._learn(x, labels, texts, fit_rows)
         return self
 
     def _validate(self, vectors, texts) -> "np.ndarray":
@@ -276,27 +280,30 @@ class AutoThemes:
 
     def _choose(self, x: "np.ndarray", distinct: int) -> "np.ndarray":
         import numpy as np
-        from sklearn.metrics import silhouette_score
 
         n = len(x)
         rng = np.random.default_rng(self.random_state)
-        sample = np.sort(rng.choice(n, SILHOUETTE_SAMPLE, replace=False)) if n > SILHOUETTE_SAMPLE else np.arange(n)
-        # the silhouette needs 2 <= k <= samples - 1
-        # at most sqrt(n) themes: on small corpora the silhouette otherwise prefers many pairs
-        high = min(self.max_themes, distinct, len(sample) - 1, max(self.min_themes, int(n**0.5)))
+        # candidates are clustered on SCAN_SAMPLE papers; only the chosen k is clustered on all
+        scan = np.sort(rng.choice(n, SCAN_SAMPLE, replace=False)) if n > SCAN_SAMPLE else np.arange(n)
+        xs = x[scan]
+        rows, cols = _knn_graph(xs, max(1, min(NEIGHBOURS, len(xs) // 10)))
+        # at most sqrt(n) themes: on small corpora every criterion otherwise prefers many pairs
+        high = min(self.max_themes, distinct, len(xs) - 1, max(self.min_themes, int(n**0.5)))
         low = min(self.min_themes, high)
-        best, best_labels = -2.0, None
+        best, best_k, best_labels = -2.0, None, None
         for k in range(low, high + 1):
-            labels = self._kmeans(x, k)
-            if len(np.unique(labels[sample])) < 2:
+            labels = self._kmeans(xs, k)
+            if len(np.unique(labels)) < 2:
                 continue
-            score = float(silhouette_score(x[sample], labels[sample], metric="cosine"))
+            score = _modularity(rows, cols, labels)
             self.selection_[k] = score
             if score > best:
-                best, best_labels = score, labels
-        return best_labels if best_labels is not None else np.zeros(n, dtype=np.int64)
+                best, best_k, best_labels = score, k, labels
+        if best_k is None:
+            return np.zeros(n, dtype=np.int64)
+        return best_labels if len(scan) == n else self._kmeans(x, best_k)
 
-    def _learn(self, x: "np.ndarray", labels: "np.ndarray", texts: Sequence[str]) -> None:
+    def _learn(self, x: "np.ndarray", labels: "np.ndarray", texts: Sequence[str], label_rows: "np.ndarray") -> None:
         import numpy as np
 
         # themes ordered by size (largest first), ties by first paper, so numbering is stable
@@ -313,8 +320,34 @@ class AutoThemes:
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         self.centers_ = np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0).astype(np.float32)
         self.scores_ = np.einsum("ij,ij->i", x, self.centers_[self.labels_]).astype(np.float32)
-        self.words_ = label_clusters(texts, self.labels_.tolist(), self.n_words)
+        # words from the sampled papers only: reading every text costs more than the clustering
+        self.words_ = label_clusters([texts[i] for i in label_rows], self.labels_[label_rows].tolist(), self.n_words)
+        self.words_ += [[] for _ in range(self.n_themes_ - len(self.words_))]
         self.names_ = _unique([" · ".join(w[:NAME_TERMS]) or f"theme {i + 1}" for i, w in enumerate(self.words_)])
+
+
+def _knn_graph(x: "np.ndarray", neighbours: int) -> tuple["np.ndarray", "np.ndarray"]:
+    """Edges (rows, cols) of the symmetric k-nearest-neighbour graph (cosine), each listed both ways."""
+    import numpy as np
+
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    near = np.argpartition(-sims, neighbours - 1, axis=1)[:, :neighbours]
+    pairs = {(int(i), int(j)) if i < j else (int(j), int(i)) for i, row in enumerate(near) for j in row if i != j}
+    edges = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+    return np.concatenate([edges[:, 0], edges[:, 1]]), np.concatenate([edges[:, 1], edges[:, 0]])
+
+
+def _modularity(rows: "np.ndarray", cols: "np.ndarray", labels: "np.ndarray") -> float:
+    """Newman's modularity of a partition of an unweighted graph given as directed edge lists."""
+    import numpy as np
+
+    m2 = len(rows)
+    if m2 == 0:
+        return 0.0
+    within = np.bincount(labels[rows][labels[rows] == labels[cols]], minlength=labels.max() + 1)
+    degree = np.bincount(labels[rows], minlength=labels.max() + 1)
+    return float((within / m2 - (degree / m2) ** 2).sum())
 
 
 def _smooth(x: "np.ndarray", neighbours: int) -> "np.ndarray":
