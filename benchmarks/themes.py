@@ -91,6 +91,9 @@ RULES = [
     ("  z_margin=0 (single best theme)", named(z_margin=0.0)),
     ("  z_margin=0.5", named(z_margin=0.5)),
     ("  z_margin=1", named(z_margin=1.0)),
+    ("  first_pass_min=-inf (no gate; first version)", named(first_pass_min=-np.inf)),
+    ("  first_pass_min=0", named(first_pass_min=0.0)),
+    ("  first_pass_min=1", named(first_pass_min=1.0)),
 ]
 
 

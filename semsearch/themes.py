@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 WORD_WEIGHT = 1.0
 #: The expanded theme vector is the mean of its first-pass papers plus this weight times the query vector.
 QUERY_WEIGHT = 1.0
+#: A paper is never in a theme whose first-pass standard score (query + words) is below this: it
+#: does not even look like the theme before expansion (keeps strays out of small corpora).
+FIRST_PASS_MIN = 0.5
 #: A paper also joins themes within this many standard deviations of its best theme.
 Z_MARGIN = 0.25
 #: Longest theme name accepted (a description after the colon may be longer).
@@ -77,20 +80,21 @@ class NamedThemes:
     3. *Boundary*: per theme, the mean score of the papers whose best theme (by standardised
        score) is another one: the null of papers that match other themes or none.
     4. A paper belongs to its best theme and to every theme within Z_MARGIN standard deviations
-       of it (multi-label), wherever its score reaches that theme's boundary; a paper that
-       reaches none is unassigned.
+       of it (multi-label), wherever its score reaches that theme's boundary and its first-pass
+       standard score is at least FIRST_PASS_MIN; a paper that reaches none is unassigned.
 
     With fewer than MIN_PAPERS papers nothing can be standardised: each paper belongs to the
     theme whose query vector is closest.
 
     Args:
-        word_weight, query_weight, z_margin: see above.
+        word_weight, query_weight, z_margin, first_pass_min: see above.
         random_state: unused (the procedure is deterministic); kept for the estimator convention.
 
     Learned attributes (after `fit`), for n papers and t themes:
         query_scores_: (n, t) float32, cosine of each paper to each theme's query vector.
         theme_vectors_: (t, dim) float32, the expanded theme vectors (L2-normalised).
         scores_: (n, t) float32, cosine of each paper to each expanded theme.
+        first_z_: (n, t) float32, the first-pass standard scores (query + words).
         z_: (n, t) float32, scores_ standardised per theme.
         best_: (n,) int64, each paper's best theme by z_.
         thresholds_: (t,) float32, each theme's boundary on scores_.
@@ -102,11 +106,13 @@ class NamedThemes:
         word_weight: float = WORD_WEIGHT,
         query_weight: float = QUERY_WEIGHT,
         z_margin: float = Z_MARGIN,
+        first_pass_min: float = FIRST_PASS_MIN,
         random_state: int = 0,
     ):
         self.word_weight = word_weight
         self.query_weight = query_weight
         self.z_margin = z_margin
+        self.first_pass_min = first_pass_min
         self.random_state = random_state
 
     def fit(self, vectors: "np.ndarray", theme_vectors: "np.ndarray", evidence: "np.ndarray | None" = None) -> "NamedThemes":
@@ -137,12 +143,14 @@ class NamedThemes:
             self.theme_vectors_ = q.copy()
             self.scores_ = self.query_scores_.copy()
             self.z_ = np.zeros((n, t), dtype=np.float32)
+            self.first_z_ = np.zeros((n, t), dtype=np.float32)
             self.best_ = self.scores_.argmax(axis=1).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
             self.thresholds_ = np.full(t, -np.inf, dtype=np.float32)
             self.members_ = np.zeros((n, t), dtype=bool)
             self.members_[np.arange(n), self.best_] = True
             return self
-        first = (_standardise(self.query_scores_) + self.word_weight * ev).argmax(axis=1)
+        self.first_z_ = (_standardise(self.query_scores_) + self.word_weight * ev).astype(np.float32)
+        first = self.first_z_.argmax(axis=1)
         vecs = []
         for j in range(t):
             own = first == j
@@ -157,7 +165,7 @@ class NamedThemes:
             null = self.scores_[self.best_ != j, j]
             self.thresholds_[j] = (null if len(null) else self.scores_[:, j]).mean()
         near = self.z_ >= self.z_.max(axis=1, keepdims=True) - self.z_margin
-        self.members_ = near & (self.scores_ >= self.thresholds_)
+        self.members_ = near & (self.scores_ >= self.thresholds_) & (self.first_z_ >= self.first_pass_min)
         return self
 
     def explain(self, i: int, names: Sequence[str]) -> list[dict]:
@@ -171,6 +179,9 @@ class NamedThemes:
                 reason = f"in: score {score:.3f} >= boundary {bound:.3f}, {why}"
             elif score < bound:
                 reason = f"out: score {score:.3f} < boundary {bound:.3f}"
+            elif self.first_z_[i, j] < self.first_pass_min:
+                reason = (f"out: first-pass standard score {float(self.first_z_[i, j]):.2f} < {self.first_pass_min} "
+                          "(the name and its words do not fit it)")
             else:
                 gap = float(self.z_[i, b]) - z
                 reason = f"out: {gap:.2f} sd behind its best theme ({names[b]}); margin {self.z_margin}"
