@@ -53,12 +53,12 @@ def test_named_themes_file_every_member_despite_weak_queries():
 def test_named_themes_are_multi_label_for_a_paper_between_two_themes():
     rng = np.random.default_rng(1)
     e = np.eye(8, dtype=np.float32)
-    x = _blobs(rng, [e[0], e[1]], 20, 0.1)
+    x = _blobs(rng, [e[0], e[1], e[2]], 20, 0.1)
     both = (e[0] + e[1]) / np.sqrt(2)
     x = np.vstack([x, both[None, :]])
-    model = NamedThemes().fit(x, np.vstack([e[0], e[1]]))
-    assert model.members_[-1].all()
-    assert model.members_[:20, 0].all() and not model.members_[:20, 1].any()
+    model = NamedThemes().fit(x, np.vstack([e[0], e[1], e[2]]))
+    assert model.members_[-1].tolist() == [True, True, False]
+    assert model.members_[:20, 0].all() and not model.members_[:20, 1:].any()
 
 
 def test_a_tiny_corpus_files_each_paper_under_its_closest_theme():
