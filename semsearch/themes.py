@@ -393,6 +393,7 @@ class ThemeGroups:
             _, ax = plt.subplots(figsize=(10, 7))
         size = 28 if len(self.papers) <= 200 else max(2.0, 28 * (200 / len(self.papers)) ** 0.5)
         names = [t.name for t in self.themes] + ["unassigned"]
+        labels: list[list] = []
         cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
         for j, name in enumerate(names):
             members = [index[pid] for pid, (_, n) in best.items() if n == name] if name != "unassigned" else [
@@ -404,9 +405,10 @@ class ThemeGroups:
             ax.scatter(coords[members, 0], coords[members, 1], s=size, color=color, alpha=0.6 if size < 28 else 1.0,
                        linewidths=0, label=f"{name} ({len(members)})")
             if annotate and name != "unassigned":
-                cx, cy = np.median(coords[members], axis=0)
-                ax.annotate(name, (cx, cy), fontsize=9, weight="bold", ha="center", va="center",
-                            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color, "alpha": 0.85})
+                labels.append([name, *np.median(coords[members], axis=0), color])
+        for name, cx, cy, color in _spread(labels, coords):
+            ax.annotate(name, (cx, cy), fontsize=9, weight="bold", ha="center", va="center",
+                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color, "alpha": 0.85})
         ax.set_title(f"{len(self.papers)} papers by theme (PCA of embeddings)")
         ax.set_xticks([])
         ax.set_yticks([])
@@ -414,6 +416,26 @@ class ThemeGroups:
         if path is not None:
             ax.figure.savefig(path, dpi=120, bbox_inches="tight")
         return ax
+
+
+def _spread(labels: list[list], coords: "np.ndarray") -> list[list]:
+    """Label positions moved apart vertically where boxes would overlap (themes close in the map)."""
+    import numpy as np
+
+    if not labels:
+        return labels
+    span = np.ptp(coords, axis=0) + 1e-9
+    gap, width = 0.045 * span[1], 0.012 * span[0]
+    placed: list[list] = []
+    for lab in sorted(labels, key=lambda lab: -lab[2]):
+        name, x, y, color = lab
+        for _ in range(len(labels) + 1):
+            clash = [p for p in placed if abs(p[2] - y) < gap and abs(p[1] - x) < width * (len(p[0]) + len(name)) / 2]
+            if not clash:
+                break
+            y = min(p[2] for p in clash) - gap
+        placed.append([name, x, y, color])
+    return placed
 
 
 def group_named(
