@@ -104,7 +104,7 @@ def build(
         columns: CSV/TSV column names for our fields, e.g. {"abstract": "Summary"}.
         backend: how `model` runs: "auto" (int8 ONNX when available), "torch", "onnx", "onnx-int8".
         engine: where it runs: "local" (this process) or "ray" (Ray actors, same vectors; needs
-            semsearch[ray]); `workers` and `ray_address` as for semsearch.ray_engine.RayEmbedder.
+            semsearch[ray]); `workers` and `ray_address` as for semsearch.embed.ray.RayEmbedder.
         wait: seconds to wait for another process writing this index before IndexBusy.
     Raises:
         CorpusError: a path is missing, empty, binary or holds no abstracts.

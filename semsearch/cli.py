@@ -328,6 +328,8 @@ def themes(
     n: Annotated[Optional[int], typer.Option("--n", help="Number of discovered themes (default: automatic).")] = None,
     query: Annotated[Optional[str], typer.Option("--query", "-q", help="Group only this query's results.")] = None,
     k: Annotated[int, typer.Option("-k", help="With --query: how many results to group.")] = 50,
+    explain: Annotated[bool, typer.Option("--explain", help="Named themes: each paper's theme scores, "
+                                          "boundaries and why it is in or out.")] = False,
     index: IndexOpt = DEFAULT_INDEX,
     year_from: YearFromOpt = None,
     year_to: YearToOpt = None,
@@ -344,13 +346,22 @@ def themes(
 
     if bool(theme) == auto:
         raise QueryError("name themes with --theme, or use --auto to discover them (not both)")
+    if explain and auto:
+        raise QueryError("--explain is for named themes (--theme)")
     filters = _filters(year_from, year_to, source, category)
     with Index.open(index) as idx:
         if auto:
             groups = idx.discover_themes(n, query=query, k=k, filters=filters)
         else:
             groups = idx.themes(theme, query=query, k=k, filters=filters)
-    _emit(groups.as_dict(), as_json, lambda: _themes_table(groups))
+    d = groups.as_dict()
+    if explain:
+        d["explain"] = {p.id: groups.explain(p.id) for p in groups.papers}
+        if not as_json:
+            for p in groups.papers:
+                out.print(f"{p.id} {p.display_title(60)}: " + "; ".join(
+                    f"{r['theme']} {r['reason']}" for r in d["explain"][p.id]), soft_wrap=True)
+    _emit(d, as_json, lambda: _themes_table(groups))
 
 
 def _themes_table(groups) -> Table:

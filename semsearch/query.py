@@ -24,7 +24,7 @@ from .store.manifest import Manifest, disk_usage
 from .store.papers import PaperStore
 from .store.target import DEFAULT_INDEX
 from .store.vectors import VectorIndex
-from .themes import ThemeGroups, ThemeSpec, group_discovered, group_named
+from .themes import ThemeGroups, ThemeSpec, evidence_from, group_discovered, group_named
 
 if TYPE_CHECKING:
     import numpy as np
@@ -474,7 +474,9 @@ class Index:
             raise QueryError("two themes have the same name")
         rows, papers = self._papers_for(query, k, mode, filters)
         theme_vectors = self.embed([s.text for s in specs])
-        return group_named(papers, self.vectors(rows), specs, theme_vectors)
+        words = lambda w: lexical.rows_matching(self._store.connection, w)  # noqa: E731
+        evidence = evidence_from(words, len(rows), [s.name for s in specs], rows)
+        return group_named(papers, self.vectors(rows), specs, theme_vectors, evidence)
 
     def discover_themes(
         self,

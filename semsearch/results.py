@@ -224,6 +224,7 @@ class ThemeGroups:
         self.papers = tuple(papers)
         self.vectors = vectors
         self.method = method
+        self.model = None  # the fitted NamedThemes or AutoThemes, when there is one
 
     def __iter__(self):
         return iter(self.themes)
@@ -236,6 +237,16 @@ class ThemeGroups:
             if t.name == name:
                 return t
         raise KeyError(name)
+
+    def explain(self, paper_id: str) -> list[dict]:
+        """Named themes: for one paper, each theme's score, boundary, standard score and why the
+        paper is or is not in it. Raises KeyError for an unknown id, QueryError for discovered themes."""
+        if not hasattr(self.model, "explain"):  # the fitted themes.NamedThemes
+            raise QueryError("explain() is for named themes")
+        if not hasattr(self, "_position"):
+            self._position = {p.id: i for i, p in enumerate(self.papers)}
+        i = self._position[paper_id]
+        return self.model.explain(i, [t.name for t in self.themes])
 
     def as_dict(self) -> dict:
         return {
@@ -297,6 +308,8 @@ class ThemeGroups:
             import matplotlib.pyplot as plt
         except ImportError:
             raise QueryError("plot() needs matplotlib: pip install 'semsearch[notebook]'") from None
+        import numpy as np
+
         coords = self.coordinates()
         index = {p.id: i for i, p in enumerate(self.papers)}
         best: dict[str, tuple[float, str]] = {}
@@ -305,8 +318,10 @@ class ThemeGroups:
                 if m.paper.id not in best or m.score > best[m.paper.id][0]:
                     best[m.paper.id] = (m.score, t.name)
         if ax is None:
-            _, ax = plt.subplots(figsize=(8, 6))
+            _, ax = plt.subplots(figsize=(10, 7))
+        size = 28 if len(self.papers) <= 200 else max(2.0, 28 * (200 / len(self.papers)) ** 0.5)
         names = [t.name for t in self.themes] + ["unassigned"]
+        labels: list[list] = []
         cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
         for j, name in enumerate(names):
             members = [index[pid] for pid, (_, n) in best.items() if n == name] if name != "unassigned" else [
@@ -315,14 +330,37 @@ class ThemeGroups:
             if not members:
                 continue
             color = "lightgrey" if name == "unassigned" else cmap(j % cmap.N)
-            ax.scatter(coords[members, 0], coords[members, 1], s=28, color=color, label=f"{name} ({len(members)})")
+            ax.scatter(coords[members, 0], coords[members, 1], s=size, color=color, alpha=0.6 if size < 28 else 1.0,
+                       linewidths=0, label=f"{name} ({len(members)})")
             if annotate and name != "unassigned":
-                cx, cy = coords[members].mean(axis=0)
-                ax.annotate(name, (cx, cy), fontsize=9, weight="bold", ha="center")
+                labels.append([name, *np.median(coords[members], axis=0), color])
+        for name, cx, cy, color in _spread(labels, coords):
+            ax.annotate(name, (cx, cy), fontsize=9, weight="bold", ha="center", va="center",
+                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": color, "alpha": 0.85})
         ax.set_title(f"{len(self.papers)} papers by theme (PCA of embeddings)")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), markerscale=max(1.0, 28 / size) ** 0.5)
         if path is not None:
             ax.figure.savefig(path, dpi=120, bbox_inches="tight")
         return ax
+
+
+def _spread(labels: list[list], coords: "np.ndarray") -> list[list]:
+    """Label positions moved apart vertically where boxes would overlap (themes close in the map)."""
+    import numpy as np
+
+    if not labels:
+        return labels
+    span = np.ptp(coords, axis=0) + 1e-9
+    gap, width = 0.045 * span[1], 0.012 * span[0]
+    placed: list[list] = []
+    for lab in sorted(labels, key=lambda lab: -lab[2]):
+        name, x, y, color = lab
+        for _ in range(len(labels) + 1):
+            clash = [p for p in placed if abs(p[2] - y) < gap and abs(p[1] - x) < width * (len(p[0]) + len(name)) / 2]
+            if not clash:
+                break
+            y = min(p[2] for p in clash) - gap
+        placed.append([name, x, y, color])
+    return placed
