@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from semsearch.errors import IndexFormatError
-
 from semsearch.store.tune import factory_for
 from semsearch.store.vectors import NumpyIndex, VectorIndex
 
