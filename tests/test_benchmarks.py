@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from .conftest import ROOT
 
@@ -94,3 +95,18 @@ def test_record_ids_benchmark(tmp_path):
     out = run("record_ids.py", "--data", tmp_path, "--embedder", "fake")
     assert "13 papers (13 distinct ids) -> 13 records" in out and "query ids resolved by `similar ID`: 2/2" in out
     assert "likely duplicates listed, not merged: 1 (1 different ids)" in out
+
+
+@pytest.mark.slow
+def test_cold_query_benchmark():
+    out = run("cold_query.py", "--runs", "1")
+    assert "| ratio search / imports, pair by pair |" in out
+
+
+@pytest.mark.slow
+def test_build_speed_levers_benchmark(tmp_path):
+    (tmp_path / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": p["id"], "title": p["title"], "text": p["abstract"]}) + "\n"
+        for p in map(json.loads, SAMPLE.read_text().splitlines())))
+    out = run("build_speed.py", "--levers", "--n", "40", "--rounds", "1", "--data", tmp_path)
+    assert "| 2 sessions x 1 thread, batch 32 (default) |" in out and "(before) |" in out
