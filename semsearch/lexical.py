@@ -26,16 +26,28 @@ def create(con: sqlite3.Connection) -> None:
     con.execute("INSERT INTO papers_fts(papers_fts) VALUES('rebuild')")
 
 
+def terms(text: str) -> list[str]:
+    """The distinct lower-cased words of `text` the channel searches for (at most _MAX_TERMS)."""
+    return list(dict.fromkeys(w.lower() for w in re.findall(r"[^\W_]+", text)))[:_MAX_TERMS]
+
+
 def match_expression(text: str) -> str | None:
     """An FTS5 MATCH expression for `text`: its words, each quoted, joined by OR (None if no words)."""
-    terms = list(dict.fromkeys(w.lower() for w in re.findall(r"[^\W_]+", text)))[:_MAX_TERMS]
-    return " OR ".join(f'"{t}"' for t in terms) if terms else None
+    terms_ = terms(text)
+    return " OR ".join(f'"{t}"' for t in terms_) if terms_ else None
 
 
 def search(
-    con: sqlite3.Connection, text: str, k: int, rows: Sequence[int] | None = None
+    con: sqlite3.Connection,
+    text: str,
+    k: int,
+    rows: Sequence[int] | None = None,
+    weights: tuple[float, float] = WEIGHTS,
 ) -> list[tuple[int, float]]:
-    """Top-k (row, bm25 score) for `text`, higher is better; only `rows` when given."""
+    """Top-k (row, bm25 score) for `text`, higher is better; only `rows` when given.
+
+    `weights`: BM25 column weights (title, abstract).
+    """
     expr = match_expression(text)
     if expr is None or k < 1:
         return []
@@ -44,7 +56,7 @@ def search(
         where += " AND rowid IN (SELECT value FROM json_each(?))"
         args.append("[" + ",".join(str(int(r)) for r in rows) + "]")
     sql = (
-        f"SELECT rowid, -bm25(papers_fts, {WEIGHTS[0]}, {WEIGHTS[1]}) AS s FROM papers_fts "
+        f"SELECT rowid, -bm25(papers_fts, {float(weights[0])}, {float(weights[1])}) AS s FROM papers_fts "
         f"WHERE {where} ORDER BY s DESC, rowid LIMIT ?"
     )
     return [(int(r), float(s)) for r, s in con.execute(sql, (*args, k))]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from . import lexical
+from . import fusion, lexical
 from .ann import search_params, supports_selector
 from .embed import Embedder, query_embedder_for
 from .errors import ModelMismatch, QueryError
@@ -22,15 +22,20 @@ from .records import Paper, containment, shingles, words
 from .tables import dataframe, html_table
 from .themes import ThemeGroups, ThemeSpec, group_discovered, group_named
 
+FACETS = ("background", "method", "result")  # semsearch.facets.FACETS, without importing it at start-up
+#: `similar` with one reference and no facet re-ranks by all its sentences (facets.ALL_DOC_WEIGHT)
+#: when True; chosen on CSFCube's dev folds (docs/benchmarks.md).
+FACET_BY_DEFAULT = True
+
 if TYPE_CHECKING:
     import numpy as np
 
 HIT_COLUMNS = ("rank", "score", "id", "title", "arxiv_id", "date", "abstract")
 MODES = ("dense", "lexical", "hybrid")
-#: Chosen by nDCG@10 on SciFact (benchmarks/retrieval.py, docs/benchmarks.md).
+#: Chosen on SciFact and descriptive queries (benchmarks/retrieval.py, docs/benchmarks.md).
 DEFAULT_MODE = "hybrid"
-#: Hybrid = ALPHA * min-max(cosine) + (1 - ALPHA) * min-max(BM25) over both channels' candidates;
-#: chosen among RRF (k=60) and ALPHA in {0.3, 0.5, 0.7} by nDCG@10 on SciFact (docs/benchmarks.md).
+#: Hybrid = cosine + fusion.LEXICAL_WEIGHT * BM25 / the query's IDF mass (semsearch.fusion).
+#: ALPHA is the old min-max fusion's weight, kept for `fuse` and the benchmark's comparison.
 ALPHA = 0.5
 #: Reciprocal-rank fusion constant (Cormack et al. 2009), for `rrf`, the measured alternative.
 RRF_K = 60
@@ -70,12 +75,15 @@ class Neighbours:
 
 @dataclass(frozen=True)
 class Hit:
-    """One ranked paper. `score` is the cosine similarity of query and paper (higher is better)."""
+    """One ranked paper. `score` is the cosine similarity of query and paper (higher is better),
+    or what `score_kind` names; `match`: whether the score clears the calibrated bar of a real
+    match (MATCH_THRESHOLD), None where no bar is calibrated for the score's kind."""
 
     rank: int
     score: float
     paper: Paper
     score_kind: str = "cosine"
+    match: bool | None = None
 
     @property
     def id(self) -> str:
@@ -91,6 +99,7 @@ class Hit:
             "rank": self.rank,
             "score": round(self.score, 6),
             "score_kind": self.score_kind,
+            "match": self.match,
             "id": p.id,
             "title": p.title,
             "display_title": p.display_title(),
@@ -173,13 +182,24 @@ class Hits(_Rows):
         self.score_kind = score_kind
         self.excluded = tuple(excluded)
         self.caption = f"{len(items)} results for {query!r} (score = {SCORE_MEANING[score_kind]})"
+        self.notes: tuple[str, ...] = ()
+
+    @property
+    def match(self) -> bool | None:
+        """Whether the best hit is a real match (None: no calibrated bar for this score kind)."""
+        return self._items[0].match if self._items else False
 
 
 SCORE_MEANING = {
     "cosine": "cosine similarity, higher is better",
     "bm25": "BM25, higher is better",
-    "fused": f"{ALPHA:g} x min-max cosine + {1 - ALPHA:g} x min-max BM25 over the candidates, higher is better",
+    "fused": f"cosine + {fusion.LEXICAL_WEIGHT:g} x BM25 / the query's IDF mass, higher is better",
+    "svm": "decision value of a linear SVM fitted to the papers given, higher is better",
+    "facet": "blend of facet sentence max-sim and abstract cosine, higher is better",
 }
+#: A search hit is a real match when its score reaches this (per score kind), calibrated on
+#: judged queries against queries with no answer in the corpus (benchmarks/calibration.py).
+MATCH_THRESHOLD = {"cosine": 0.3, "fused": 0.3}
 
 
 @dataclass(frozen=True)
@@ -400,7 +420,7 @@ class Index:
         """`search` for many queries (one embedding call, one FAISS call)."""
         mode = self._mode(mode)
         ranked = self._rank(queries, k, mode, filters, diverse)
-        return [self._hits(r, q, SCORE_KINDS[mode]) for r, q in zip(ranked, queries)]
+        return [self._hits(r, q, SCORE_KINDS[mode], threshold=True) for r, q in zip(ranked, queries)]
 
     def _rank(
         self, queries: Sequence[str], k: int, mode: str, filters: Filters | None, diverse: bool
@@ -420,7 +440,11 @@ class Index:
                 ranked = [(int(r), float(sc)) for r, sc in zip(dense.rows[i], dense.scores[i]) if r >= 0]
             if mode != "dense":
                 lex = lexical.search(self._store.connection, q, n, rows)
-                ranked = lex if mode == "lexical" else fuse(ranked, lex)
+                if mode == "lexical":
+                    ranked = lex
+                else:
+                    con = self._store.connection
+                    ranked = fusion.hybrid(con, q, vectors[i], ranked, lex, self.vectors)
             if diverse:
                 ranked = self._diversify(vectors[i], ranked, k)
             results.append(ranked[:k])
@@ -523,10 +547,16 @@ class Index:
         return [ranked[i] for i in order]
 
     def _hits(
-        self, ranked: Sequence[tuple[int, float]], query: str, score_kind: str, excluded: Sequence[Excluded] = ()
+        self,
+        ranked: Sequence[tuple[int, float]],
+        query: str,
+        score_kind: str,
+        excluded: Sequence[Excluded] = (),
+        threshold: bool = False,
     ) -> Hits:
         papers = self._store.by_rows([r for r, _ in ranked])
-        hits = [Hit(i, s, papers[r], score_kind) for i, (r, s) in enumerate(ranked, 1)]
+        bar = MATCH_THRESHOLD.get(score_kind) if threshold else None
+        hits = [Hit(i, s, papers[r], score_kind, None if bar is None else s >= bar) for i, (r, s) in enumerate(ranked, 1)]
         return Hits(hits, query, score_kind, excluded)
 
     # --- related papers ------------------------------------------------------------
@@ -557,23 +587,50 @@ class Index:
 
     def similar(
         self,
-        ref: str | None = None,
+        ref: str | Sequence[str] | None = None,
         k: int = 10,
         *,
         text: str | None = None,
         filters: Filters | None = None,
         diverse: bool = False,
+        facet: str | None = None,
+        unlike: Sequence[str] = (),
     ) -> Hits:
-        """Papers most like a given one (by `ref`) or like a pasted abstract (`text`), best first.
+        """Papers most like a given one (by `ref`), like several, or like a pasted abstract (`text`).
 
         The paper itself never appears, nor, for `text`, a paper the text is near-verbatim of
         (TEXT_VERSION_CONTAINMENT of the word 3-grams of one of its versions); the returned Hits'
-        `excluded` names each paper left out and why. Ranking is by cosine of the stored (or
-        embedded) vectors.
+        `excluded` names each paper left out and why.
+
+        Args:
+            ref: a paper id, arXiv id or title, or several of them: with several (or with
+                `unlike`) papers are ranked by a linear SVM fitted to them (semsearch.recommend).
+            facet: "background", "method" or "result": rank by the sentences that play that role
+                (semsearch.facets); `Hits.notes` says when the reference forced a fallback.
+            unlike: papers to steer away from (negatives of the SVM); needs `ref`.
+        Returns:
+            Hits scored by cosine (one reference, or `text`), "facet" or "svm" (`score_kind`).
+        Raises:
+            QueryError: no reference or both kinds, a reference matching no or several papers,
+                an unknown facet, `unlike` without `ref`, `facet` with several references.
         """
         _check_k(k)
+        refs = [ref] if isinstance(ref, str) else list(ref or ())
+        if facet is not None and facet not in FACETS:
+            raise QueryError(f"unknown facet {facet!r}: use one of {', '.join(FACETS)}")
+        if unlike and not refs:
+            raise QueryError("--unlike needs at least one paper to be like: give REF")
+        if len(refs) > 1 or unlike:
+            if text is not None:
+                raise QueryError("give paper references or --text, not both")
+            if facet is not None:
+                raise QueryError(f"--facet compares one paper: give one REF (got {len(refs)})")
+            return self._recommend(refs, list(unlike), k, filters, diverse)
+        ref = refs[0] if refs else None
         if (ref is None) == (text is None):
             raise QueryError("give a paper reference or --text, not both")
+        if facet is not None or (FACET_BY_DEFAULT and not diverse):
+            return self._facet_similar(ref, text, facet, k, filters)
         allowed = self._allowed(filters)
         if text is not None:
             _check_text(text)
@@ -591,6 +648,65 @@ class Index:
         if diverse:
             ranked = self._diversify(vector, ranked, k)
         return self._hits(ranked[:k], f"like {label}", "cosine", excluded)
+
+    def _reference(self, ref: str | None, text: str | None, allowed) -> tuple["np.ndarray", str, str, list[int], list[Excluded]]:
+        """(vector, abstract, label, rows to exclude, Excluded) of a reference paper or pasted text."""
+        if text is not None:
+            _check_text(text)
+            label = text if len(text) <= 60 else text[:57] + "..."
+            versions = self._versions_of(text, allowed)
+            return self.embed([text])[0], text, label, [r for r, _ in versions], [e for _, e in versions]
+        row, paper = self.resolve(ref)
+        return self.vectors([row])[0], paper.abstract, paper.display_title(60), [row], [Excluded(paper, "the paper asked about")]
+
+    def _facet_similar(self, ref, text, facet, k, filters) -> Hits:
+        """`similar` re-ranking the facets.CANDIDATES nearest papers by sentence max-sim (facets.py)."""
+        from .embed import CachedEmbedder, default_cache_path
+        from .facets import CANDIDATES as FACET_CANDIDATES
+        from .facets import facet_scores, split_sentences
+
+        allowed = self._allowed(filters)
+        vector, abstract, label, exclude, excluded = self._reference(ref, text, allowed)
+        found = self.search_vectors(vector[None, :], max(FACET_CANDIDATES, k), rows=allowed, exclude=exclude)
+        cand = [(int(r), float(sc)) for r, sc in zip(found.rows[0], found.scores[0]) if r >= 0]
+        papers = self._store.by_rows([r for r, _ in cand])
+        cache = default_cache_path()
+        embedder = CachedEmbedder(self.embedder, cache) if cache else self.embedder
+        import numpy as np
+
+        sentences = split_sentences(abstract)
+        scores, note = facet_scores(
+            sentences, facet, vector, [papers[r].abstract for r, _ in cand],
+            np.array([sc for _, sc in cand], dtype=np.float32), lambda t: embedder.encode(t),
+        )
+        ranked = fusion.rank([r for r, _ in cand], scores)[:k]
+        kind = "facet" if len(sentences) >= 2 else "cosine"  # one sentence: plain cosine, and a note says so
+        hits = self._hits(ranked, f"like {label}" + (f" by {facet}" if facet else ""), kind, excluded)
+        hits.notes = (note,) if note and facet else ()
+        return hits
+
+    def _recommend(self, refs: list[str], unlike: list[str], k: int, filters, diverse: bool) -> Hits:
+        """`similar` for several papers (and papers to avoid): a per-request SVM (recommend.py)."""
+        from .recommend import recommend_scores
+
+        if diverse:
+            raise QueryError("--diverse works with one REF: drop it or give one paper")
+        liked = [self.resolve(r) for r in refs]
+        avoid = [self.resolve(r) for r in unlike]
+        both = [p for row, p in avoid if row in {r for r, _ in liked}]
+        if both:
+            raise QueryError(f"{both[0].id} is both liked and unliked: give it once")
+        allowed = self._allowed(filters) or self._store.rows()
+        skip = {row for row, _ in liked + avoid}
+        train = list(dict.fromkeys([row for row, _ in liked + avoid] + list(allowed)))
+        vectors = self.vectors(train)
+        scores = recommend_scores(vectors, range(len(liked)), range(len(liked), len(liked) + len(avoid)))
+        allowed_set = set(allowed)
+        keep = [i for i, row in enumerate(train) if row not in skip and row in allowed_set]
+        ranked = fusion.rank([train[i] for i in keep], scores[keep])[:k]
+        excluded = [Excluded(p, "a paper asked about") for _, p in liked] + [Excluded(p, "marked unlike") for _, p in avoid]
+        label = ", ".join(p.display_title(30) for _, p in liked[:3]) + (" ..." if len(liked) > 3 else "")
+        return self._hits(ranked, f"like {label}" + (f", unlike {len(avoid)}" if avoid else ""), "svm", excluded)
 
     def _versions_of(self, text: str, allowed: Sequence[int] | None = None) -> list[tuple[int, Excluded]]:
         """(row, Excluded) of the papers `text` is near-verbatim of, among `allowed` rows (None: all).
