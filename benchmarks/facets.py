@@ -25,7 +25,7 @@ import numpy as np
 
 from semsearch import Index
 from semsearch.embed import CachedEmbedder, default_cache_path
-from semsearch.facets import FACETS, label_roles, maxsim, split_sentences
+from semsearch.facets import ALL_DOC_WEIGHT, DOC_WEIGHT, FACETS, label_roles, maxsim, split_sentences
 from semsearch.index import build_records
 from semsearch.ingest import RawRecord
 
@@ -149,10 +149,12 @@ def main() -> None:
     for w in (0.0, 0.3, 0.5, 0.7):
         settings[f"facet max-sim (ours), doc weight {w}"] = lambda q, f, c, w=w: pool_scores(q, f, c, ours, ours_roles, w)
     for w in (0.3, 0.5):
-        settings[f"facet vs same-role sentences (ours), doc weight {w}"] = (
+        mark = " (semsearch --facet)" if w == DOC_WEIGHT else ""
+        settings[f"facet vs same-role sentences (ours), doc weight {w}{mark}"] = (
             lambda q, f, c, w=w: pool_scores(q, f, c, ours, ours_roles, w, cand_roles_only=True))
     for w in (0.3, 0.5, 0.7):
-        settings[f"no facet: all-sentence max-sim, doc weight {w}"] = (
+        mark = " (semsearch similar)" if w == ALL_DOC_WEIGHT else ""
+        settings[f"no facet: all-sentence max-sim, doc weight {w}{mark}"] = (
             lambda q, f, c, w=w: pool_scores(q, f, c, ours, ours_roles, w, all_sentences=True))
     for w in (0.5, 0.7):
         settings[f"classifier labels (cross-fitted), doc weight {w}"] = (
@@ -162,6 +164,15 @@ def main() -> None:
     for w in (0.3, 0.5):
         settings[f"oracle: release's labels, doc weight {w}"] = lambda q, f, c, w=w: pool_scores(q, f, c, theirs, theirs_roles, w)
 
+    product = Index.open(path)
+
+    def through_product(qpid, facet, cands, use_facet):
+        hits = product.similar(qpid, len(ids), facet=facet if use_facet else None)
+        got = {h.id: -h.rank for h in hits}
+        return np.array([got.get(c, -1e9) for c in cands], dtype=np.float64)
+
+    settings["product path: Index.similar(ID, k=all, facet=F)"] = lambda q, f, c: through_product(q, f, c, True)
+    settings["product path: Index.similar(ID, k=all)"] = lambda q, f, c: through_product(q, f, c, False)
     results = {}
     for name, fn in settings.items():
         per = {}

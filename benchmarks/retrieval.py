@@ -26,7 +26,7 @@ import numpy as np
 
 from semsearch import Index, lexical
 from semsearch.evaluate import load_beir, mrr, ndcg, recall
-from semsearch.fusion import LEXICAL_WEIGHT, lexical_mass, normalised_bm25, prf_query
+from semsearch.fusion import LEXICAL_WEIGHT, TITLE_WEIGHTS, lexical_mass, normalised_bm25, prf_query
 from semsearch.index import build, build_records
 from semsearch.query import ALPHA, fuse, rrf
 
@@ -117,7 +117,8 @@ def settings() -> dict:
         s[f"z-score over union a={a}"] = lambda f, a=a: ranked(f.rows, a * z(f.cos) + (1 - a) * z(f.bm25[(1.0, 1.0)]))
     for w in WEIGHTS:
         for lam in (0.5, 1.0, 1.5, 2.0, 3.0):
-            s[f"cos + {lam} x BM25/IDF-mass, title {w[0]:g}"] = lambda f, w=w, lam=lam: ranked(f.rows, f.cos + lam * f.norm[w])
+            chosen = " (semsearch hybrid)" if (w, lam) == (TITLE_WEIGHTS, LEXICAL_WEIGHT) else ""
+            s[f"cos + {lam} x BM25/IDF-mass, title {w[0]:g}{chosen}"] = lambda f, w=w, lam=lam: ranked(f.rows, f.cos + lam * f.norm[w])
     for lam in (1.0, 1.5, 2.0):
         for beta in (0.5, 1.0):
             def prf(f, lam=lam, beta=beta):
@@ -151,6 +152,9 @@ def metrics(runs: dict, judged: dict, qids: list) -> dict:
     }
 
 
+EMBEDDER = None  # None: the bundled model; the test suite passes --embedder fake
+
+
 def build_sets(work: Path, which: list[str], data_dir: Path = DATA) -> dict:
     """name -> (index path, {qid: text}, {qid: {doc id: grade}}, {qid: split})."""
     sets = {}
@@ -158,19 +162,20 @@ def build_sets(work: Path, which: list[str], data_dir: Path = DATA) -> dict:
         data = load_beir(data_dir / "scifact")
         path = work / "scifact_idx"
         if not path.exists():
-            build_records(data.records, path, dedupe=False, index_type="flat")
+            build_records(data.records, path, dedupe=False, index_type="flat", embedder=EMBEDDER)
         qids = list(data.qrels)
         split = {q: "dev" if i % 2 == 0 else "test" for i, q in enumerate(qids)}
         sets["SciFact"] = (path, {q: data.queries[q] for q in qids}, data.qrels, split)
     if "arxiv" in which:
         path = work / "arxiv4500_idx"
         if not path.exists():
-            build([data_dir / "arxiv" / "clustering_subset.jsonl"], path, dedupe=False, index_type="flat")
+            build([data_dir / "arxiv" / "clustering_subset.jsonl"], path, dedupe=False, index_type="flat",
+                  embedder=EMBEDDER)
         sets["descriptive arXiv"] = _descriptive(path, ROOT / "benchmarks" / "data" / "descriptive_arxiv.jsonl")
     if "seeds" in which:
         path = work / "seed_idx"
         if not path.exists():
-            build([ROOT / "corpus"], path, index_type="flat")
+            build([ROOT / "corpus"], path, index_type="flat", embedder=EMBEDDER)
         sets["descriptive seeds"] = _descriptive(path, ROOT / "benchmarks" / "data" / "descriptive_seeds.jsonl")
     return sets
 
@@ -190,7 +195,14 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA, help="the shared data directory (scifact/, arxiv/)")
     ap.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     ap.add_argument("--chosen", type=float, default=LEXICAL_WEIGHT, help="lexical weight of the fused score calibrated")
+    ap.add_argument("--calibration-only", action="store_true", help="skip the ranking table")
+    ap.add_argument("--embedder", default=None, help="'fake' for the test suite's tiny run")
     args = ap.parse_args()
+    if args.embedder == "fake":
+        global EMBEDDER
+        from tests.conftest import FakeEmbedder
+
+        EMBEDDER = FakeEmbedder()
     tmp = None
     if args.work is None:
         tmp = tempfile.TemporaryDirectory()
@@ -198,8 +210,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     sets = build_sets(args.work, args.sets.split(","), args.data)
     table = {}
-    for name, (path, queries, judged, split) in sets.items():
-        with Index.open(path) as idx:
+    for name, (path, queries, judged, split) in ({} if args.calibration_only else sets).items():
+        with Index.open(path, embedder=EMBEDDER) as idx:
             ids = [p.id for p in idx.papers()]
             qids = list(queries)
             t = time.perf_counter()
@@ -213,26 +225,33 @@ def main() -> None:
             }
     print(f"machine: {platform.machine()} python {platform.python_version()}")
     names = list(sets)
-    head = f"{'setting':50}" + "".join(f" | {n[:22]:>22} dev/test" for n in names)
+    head = f"{'setting':62}" + "".join(f" | {n[:22]:>22} dev/test" for n in names) + " | mean of dev"
     print(head)
     for setting, row in table.items():
-        cells = []
+        cells, devs = [], []
         for n in names:
             key = "ndcg@10" if n == "SciFact" else "mrr@10"
             cells.append(f" | {key} {row[n]['dev'][key]:.4f}/{row[n]['test'][key]:.4f}")
-        print(f"{setting:50}" + "".join(cells))
+            devs.append(row[n]["dev"][key])
+        print(f"{setting:62}" + "".join(cells) + f" | {np.mean(devs):.4f}")
+    print("\nall queries (dev + test): nDCG@10 / Recall@100 / MRR@10 / found@10")
+    for setting, row in table.items():
+        if setting.startswith(("dense", "lexical (BM25, title 1", "old hybrid")) or "semsearch hybrid" in setting:
+            print(f"{setting:62}" + "".join(
+                f" | {n[:12]:>12} " + " / ".join(f"{row[n]['all'][m]:.4f}" for m in ("ndcg@10", "recall@100", "mrr@10", "found@10"))
+                for n in names))
     calibration = calibrate(sets, args.chosen) if len(sets) > 1 else {}
     if args.json:
         args.json.write_text(json.dumps({"ranking": table, "calibration": calibration}, indent=1))
 
 
-def top_scores(f: Features, lam: float) -> dict:
+def top_scores(f: Features, lam: float, w=TITLE_WEIGHTS) -> dict:
     """The best paper's score under each scoring whose cross-query meaning is compared."""
     mm = fuse(f.dense_top, f.lex_top[(1.0, 1.0)], ALPHA)
     return {
         "old hybrid (min-max)": mm[0][1] if mm else 0.0,
         "dense cosine": f.dense_top[0][1] if f.dense_top else 0.0,
-        "new fused (cos + lam x BM25/mass)": float((f.cos + lam * f.norm[(1.0, 1.0)]).max()),
+        "new fused (semsearch hybrid)": float((f.cos + lam * f.norm[w]).max()),
     }
 
 
@@ -244,7 +263,7 @@ def calibrate(sets: dict, lam: float) -> dict:
     pos = {"dev": [], "test": []}
     neg = {"dev": [], "test": []}
     for name, (path, queries, judged, split) in sets.items():
-        with Index.open(path) as idx:
+        with Index.open(path, embedder=EMBEDDER) as idx:
             ids = [p.id for p in idx.papers()]
             for other, (_, oq, ojudged, osplit) in sets.items():
                 qids = list(oq)
@@ -252,7 +271,7 @@ def calibrate(sets: dict, lam: float) -> dict:
                 for q, f in zip(qids, feats):
                     scores = top_scores(f, lam)
                     if other == name:
-                        best = ids[int(f.rows[np.argmax(f.cos + lam * f.norm[(1.0, 1.0)])])]
+                        best = ids[int(f.rows[np.argmax(f.cos + lam * f.norm[TITLE_WEIGHTS])])]
                         if ojudged[q].get(best, 0) > 0:
                             pos[osplit[q]].append(scores)
                     else:

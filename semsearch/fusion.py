@@ -30,12 +30,18 @@ if TYPE_CHECKING:
 
 #: FTS5's BM25 term-frequency saturation constant (fixed inside SQLite).
 BM25_K1 = 1.2
-#: Weight of the normalised BM25 score next to the cosine; chosen on dev queries (docs/benchmarks.md).
-LEXICAL_WEIGHT = 1.0
+#: Weight of the normalised BM25 score next to the cosine, and the BM25 column weights (title,
+#: abstract) of the hybrid's lexical channel; chosen on dev queries (docs/benchmarks.md).
+LEXICAL_WEIGHT = 1.5
+TITLE_WEIGHTS = (4.0, 1.0)
 #: Dense pseudo-relevance feedback: the query vector moves this far towards the mean of the
 #: PRF_DEPTH best fused papers before the cosine is recomputed (0 = off); chosen on dev queries.
 PRF_WEIGHT = 0.0
 PRF_DEPTH = 3
+#: The best RERANK fused papers gain SENTENCE_WEIGHT x the query's best cosine with one of their
+#: sentences (0 = off); chosen on dev queries (docs/benchmarks.md).
+SENTENCE_WEIGHT = 0.0
+RERANK = 30
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,8 @@ def hybrid(
     *,
     weight: float = LEXICAL_WEIGHT,
     prf: float = PRF_WEIGHT,
+    sentences: Callable[[Sequence[int]], list["np.ndarray"]] | None = None,
+    sentence_weight: float = SENTENCE_WEIGHT,
 ) -> list[tuple[int, float]]:
     """Fused (row, score) over the union of both channels' candidates, best first.
 
@@ -124,6 +132,8 @@ def hybrid(
     Args:
         query: (dim,) float32 L2-normalised query vector.
         dense, lex: each channel's top candidates, (row, score), already filtered.
+        sentences: rows -> per row a (n_sentences, dim) float32 array of its sentence vectors;
+            with `sentence_weight` > 0 the best RERANK are re-ranked with their best sentence.
     """
     import numpy as np
 
@@ -132,10 +142,17 @@ def hybrid(
         return []
     vecs = vectors(cand)
     cosine = vecs @ query
-    found = dict(lexical.search(con, text, len(cand), cand)) if lex else {}
+    found = dict(lexical.search(con, text, len(cand), cand, TITLE_WEIGHTS)) if lex else {}
     bm25 = np.array([found.get(r, 0.0) for r in cand], dtype=np.float32)
     lexical_part = weight * normalised_bm25(bm25, lexical_mass(con, text))
     if prf > 0:
         top = np.argsort(-(cosine + lexical_part), kind="stable")[:PRF_DEPTH]
         cosine = vecs @ prf_query(query, vecs[top], prf)
-    return rank(cand, cosine + lexical_part)
+    fused = cosine + lexical_part
+    ranked = rank(cand, fused)
+    if sentences is None or sentence_weight <= 0:
+        return ranked
+    head = [r for r, _ in ranked[:RERANK]]
+    best = [float((v @ query).max()) for v in sentences(head)]
+    boosted = rank(head, np.array([s for _, s in ranked[:RERANK]]) + sentence_weight * np.array(best))
+    return boosted + ranked[RERANK:]

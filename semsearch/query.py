@@ -439,7 +439,8 @@ class Index:
             if dense is not None:
                 ranked = [(int(r), float(sc)) for r, sc in zip(dense.rows[i], dense.scores[i]) if r >= 0]
             if mode != "dense":
-                lex = lexical.search(self._store.connection, q, n, rows)
+                weights = lexical.WEIGHTS if mode == "lexical" else fusion.TITLE_WEIGHTS
+                lex = lexical.search(self._store.connection, q, n, rows, weights)
                 if mode == "lexical":
                     ranked = lex
                 else:
