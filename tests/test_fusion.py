@@ -42,7 +42,7 @@ def test_hybrid_gives_every_candidate_its_real_cosine_and_bm25(seed_index):
     fused = dict(fusion.hybrid(con, q, qv, dense, lex, seed_index.vectors))
     rows = sorted(fused)
     assert set(rows) == {r for r, _ in dense} | {r for r, _ in lex}
-    bm = dict(lexical.search(con, q, 100, rows))
+    bm = dict(lexical.search(con, q, 100, rows, fusion.TITLE_WEIGHTS))
     mass = fusion.lexical_mass(con, q)
     for r in rows:  # oracle: the definition, term by term
         expect = float(seed_index.vectors([r])[0] @ qv) + fusion.LEXICAL_WEIGHT * bm.get(r, 0.0) / mass.upper
