@@ -271,7 +271,7 @@ def search(
 
     Example: semsearch search "how do I shard embedding tables?" -k 5 --year-from 2021
     """
-    from .query import MATCH_THRESHOLD, Index
+    from .query import MATCH_COSINE, Index
 
     filters = _filters(year_from, year_to, source, category, author)
     with Index.open(index, model=model) as idx:
@@ -279,8 +279,8 @@ def search(
     if fmt:
         return _export([h.paper for h in hits], fmt)
     if hits.match is False and not as_json:
-        err.print(f"no close match: the best score, {hits[0].score:.3f}, is below {MATCH_THRESHOLD[hits.score_kind]:g}, "
-                  "the bar of a real match (README, Scores)" if hits else "no results", soft_wrap=True)
+        err.print(f"no close match: the best paper's cosine with the query is below {MATCH_COSINE:g}, the bar of a "
+                  "real match (README, Scores)" if hits else "no results", soft_wrap=True)
     _emit(hits.as_dicts(), as_json, lambda: _hits_table(hits))
 
 

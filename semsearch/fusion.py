@@ -38,10 +38,6 @@ TITLE_WEIGHTS = (4.0, 1.0)
 #: PRF_DEPTH best fused papers before the cosine is recomputed (0 = off); chosen on dev queries.
 PRF_WEIGHT = 0.0
 PRF_DEPTH = 3
-#: The best RERANK fused papers gain SENTENCE_WEIGHT x the query's best cosine with one of their
-#: sentences (0 = off); chosen on dev queries (docs/benchmarks.md).
-SENTENCE_WEIGHT = 0.0
-RERANK = 30
 
 
 @dataclass(frozen=True)
@@ -120,8 +116,6 @@ def hybrid(
     *,
     weight: float = LEXICAL_WEIGHT,
     prf: float = PRF_WEIGHT,
-    sentences: Callable[[Sequence[int]], list["np.ndarray"]] | None = None,
-    sentence_weight: float = SENTENCE_WEIGHT,
 ) -> list[tuple[int, float]]:
     """Fused (row, score) over the union of both channels' candidates, best first.
 
@@ -132,8 +126,6 @@ def hybrid(
     Args:
         query: (dim,) float32 L2-normalised query vector.
         dense, lex: each channel's top candidates, (row, score), already filtered.
-        sentences: rows -> per row a (n_sentences, dim) float32 array of its sentence vectors;
-            with `sentence_weight` > 0 the best RERANK are re-ranked with their best sentence.
     """
     import numpy as np
 
@@ -148,11 +140,4 @@ def hybrid(
     if prf > 0:
         top = np.argsort(-(cosine + lexical_part), kind="stable")[:PRF_DEPTH]
         cosine = vecs @ prf_query(query, vecs[top], prf)
-    fused = cosine + lexical_part
-    ranked = rank(cand, fused)
-    if sentences is None or sentence_weight <= 0:
-        return ranked
-    head = [r for r, _ in ranked[:RERANK]]
-    best = [float((v @ query).max()) for v in sentences(head)]
-    boosted = rank(head, np.array([s for _, s in ranked[:RERANK]]) + sentence_weight * np.array(best))
-    return boosted + ranked[RERANK:]
+    return rank(cand, cosine + lexical_part)

@@ -77,8 +77,8 @@ class Neighbours:
 @dataclass(frozen=True)
 class Hit:
     """One ranked paper. `score` is the cosine similarity of query and paper (higher is better),
-    or what `score_kind` names; `match`: whether the score clears the calibrated bar of a real
-    match (MATCH_THRESHOLD), None where no bar is calibrated for the score's kind."""
+    or what `score_kind` names; `match`: whether the paper's cosine with the query clears the
+    calibrated bar of a real match (MATCH_COSINE); None where not computed (lexical, similar)."""
 
     rank: int
     score: float
@@ -188,7 +188,7 @@ class Hits(_Rows):
 
     @property
     def match(self) -> bool | None:
-        """Whether the best hit is a real match (None: no calibrated bar for this score kind)."""
+        """Whether the best hit is a real match (None: not computed for this kind of result)."""
         return self._items[0].match if self._items else False
 
 
@@ -199,9 +199,11 @@ SCORE_MEANING = {
     "svm": "decision value of a linear SVM fitted to the papers given, higher is better",
     "facet": "blend of facet sentence max-sim and abstract cosine, higher is better",
 }
-#: A search hit is a real match when its score reaches this (per score kind), calibrated on
-#: judged queries against queries with no answer in the corpus (benchmarks/calibration.py).
-MATCH_THRESHOLD = {"cosine": 0.3, "fused": 0.3}
+#: A search hit is a real match when its cosine with the query reaches this, whatever the mode
+#: ranked by: chosen on dev queries as the best separation of queries whose best paper is judged
+#: relevant from queries against a corpus that cannot answer them; of the top-1 scores tried the
+#: cosine separates best (held-out AUC 0.996, fused 0.960, old min-max 0.882; docs/benchmarks.md).
+MATCH_COSINE = 0.40
 
 
 @dataclass(frozen=True)
@@ -432,13 +434,14 @@ class Index:
     ) -> list[Hits]:
         """`search` for many queries (one embedding call, one FAISS call)."""
         mode = self._mode(mode)
-        ranked = self._rank(queries, k, mode, filters, diverse)
-        return [self._hits(r, q, SCORE_KINDS[mode], threshold=True) for r, q in zip(ranked, queries)]
+        ranked, vectors = self._rank(queries, k, mode, filters, diverse)
+        return [self._hits(r, q, SCORE_KINDS[mode], query_vector=None if vectors is None else v)
+                for r, q, v in zip(ranked, queries, vectors if vectors is not None else [None] * len(queries))]
 
     def _rank(
         self, queries: Sequence[str], k: int, mode: str, filters: Filters | None, diverse: bool
-    ) -> list[list[tuple[int, float]]]:
-        """Per query, up to k (row, score) best first."""
+    ) -> tuple[list[list[tuple[int, float]]], "np.ndarray | None"]:
+        """Per query, up to k (row, score) best first; and the query vectors (None in lexical mode)."""
         _check_k(k)
         for q in queries:
             _check_text(q)
@@ -462,7 +465,7 @@ class Index:
             if diverse:
                 ranked = self._diversify(vectors[i], ranked, k)
             results.append(ranked[:k])
-        return results
+        return results, vectors
 
     def search_vectors(
         self, vectors: "np.ndarray", k: int = 10, *, rows: Sequence[int] | None = None, exclude: Sequence[int] = ()
@@ -566,11 +569,14 @@ class Index:
         query: str,
         score_kind: str,
         excluded: Sequence[Excluded] = (),
-        threshold: bool = False,
+        query_vector: "np.ndarray | None" = None,
     ) -> Hits:
         papers = self._store.by_rows([r for r, _ in ranked])
-        bar = MATCH_THRESHOLD.get(score_kind) if threshold else None
-        hits = [Hit(i, s, papers[r], score_kind, None if bar is None else s >= bar) for i, (r, s) in enumerate(ranked, 1)]
+        match = [None] * len(ranked)
+        if query_vector is not None and ranked:
+            cosine = self.vectors([r for r, _ in ranked]) @ query_vector
+            match = [bool(c >= MATCH_COSINE) for c in cosine]
+        hits = [Hit(i, s, papers[r], score_kind, m) for i, ((r, s), m) in enumerate(zip(ranked, match), 1)]
         return Hits(hits, query, score_kind, excluded)
 
     # --- related papers ------------------------------------------------------------
@@ -799,7 +805,7 @@ class Index:
     def _papers_for(self, query, k, mode, filters) -> tuple[list[int], list[Paper]]:
         """Rows and papers to group: a query's top k, or every paper passing `filters`."""
         if query is not None:
-            rows = [r for r, _ in self._rank([query], k, self._mode(mode), filters, False)[0]]
+            rows = [r for r, _ in self._rank([query], k, self._mode(mode), filters, False)[0][0]]
         else:
             rows = self._allowed(filters) or self._store.rows()
         found = self._store.by_rows(rows)

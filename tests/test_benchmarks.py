@@ -48,7 +48,7 @@ def test_recommend_benchmark(tmp_path):
 
     build([SAMPLE], tmp_path / "idx", embedder=FakeEmbedder(), dedupe=False)
     out = run("recommend.py", "--index", tmp_path / "idx", "--min", "6", "--max", "40", "--trials", "1")
-    assert "SVM C=0.1 unlike weight 10.0" in out
+    assert "SVM C=0.1 unlike weight 1.0" in out
 
 
 def test_scale_benchmark(tmp_path):

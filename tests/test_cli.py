@@ -256,6 +256,7 @@ def test_similar_several_papers_facet_and_bad_input(tmp_path, fake_model):
 def test_search_says_when_nothing_is_a_close_match(tmp_path, fake_model, monkeypatch):
     idx = tmp_path / "idx"
     run("build", ROOT / "corpus", "--index", idx)
-    monkeypatch.setitem(__import__("semsearch.query").query.MATCH_THRESHOLD, "fused", 50.0)
+    monkeypatch.setattr("semsearch.query.MATCH_COSINE", 1.01)
     code, out, err = run("search", "sourdough bread recipes", "-k", "2", "--index", idx)
-    assert code == 0 and err.startswith("no close match: the best score, ") and "is below 50" in err
+    assert code == 0 and err.strip() == ("no close match: the best paper's cosine with the query is below 1.01, "
+                                         "the bar of a real match (README, Scores)")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from semsearch import fusion, lexical
-from semsearch.query import MATCH_THRESHOLD
+from semsearch import query
 
 
 def test_lexical_mass_is_fts5_idf_of_each_term(seed_index):
@@ -49,11 +49,13 @@ def test_hybrid_gives_every_candidate_its_real_cosine_and_bm25(seed_index):
         assert fused[r] == pytest.approx(expect, abs=1e-5)
 
 
-def test_match_flag_is_the_calibrated_bar(seed_index, monkeypatch):
-    hits = seed_index.search("embedding table sharding", k=5)
-    assert [h.match for h in hits] == [h.score >= MATCH_THRESHOLD["fused"] for h in hits]
-    monkeypatch.setitem(MATCH_THRESHOLD, "fused", 99.0)
-    hits = seed_index.search("embedding table sharding", k=5)
+def test_match_flag_is_the_cosine_against_the_calibrated_bar(seed_index, monkeypatch):
+    q = "embedding table sharding"
+    hits = seed_index.search(q, k=5)
+    cosine = seed_index.vectors([seed_index.resolve(h.id)[0] for h in hits]) @ seed_index.embed([q])[0]
+    assert [h.match for h in hits] == [bool(c >= query.MATCH_COSINE) for c in cosine]
+    monkeypatch.setattr(query, "MATCH_COSINE", 1.01)
+    hits = seed_index.search(q, k=5)
     assert hits.match is False and hits.as_dicts()[0]["match"] is False
     assert seed_index.search("embedding table sharding", k=2, mode="lexical").match is None  # no bar for BM25
 
