@@ -42,7 +42,8 @@ PRF_DEPTH = 3
 
 @dataclass(frozen=True)
 class LexicalMass:
-    """A query's terms as FTS5 sees them, with FTS5's IDF of each (terms found in no paper: 0)."""
+    """A query's terms as FTS5 sees them, with FTS5's IDF of each (a term no paper holds gets the
+    IDF of a term found once less than once, log((N + 0.5) / 0.5): the rarest there is)."""
 
     terms: tuple[str, ...]
     idf: tuple[float, ...]
@@ -57,7 +58,9 @@ def lexical_mass(con: sqlite3.Connection, text: str) -> LexicalMass:
     """FTS5's IDF, log((N - n + 0.5) / (n + 0.5)) floored at 1e-6, of each term of `text` in `papers_fts`.
 
     `n` (papers holding the term) is counted through FTS5 itself, so stemming and folding are
-    exactly those of the BM25 channel.
+    exactly those of the BM25 channel. A word no paper holds counts with n = 0: it is part of what
+    the query asks, so a paper matching only the query's other words must not look like a full
+    match ("sourdough bread recipes" matching "recipes" alone is a third of the query, not all of it).
     """
     terms = lexical.terms(text)
     if not terms:
@@ -66,7 +69,7 @@ def lexical_mass(con: sqlite3.Connection, text: str) -> LexicalMass:
     idf = []
     for t in terms:
         n = con.execute("SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?", (f'"{t}"',)).fetchone()[0]
-        idf.append(max(math.log((total - n + 0.5) / (n + 0.5)), 1e-6) if n else 0.0)
+        idf.append(max(math.log((total - n + 0.5) / (n + 0.5)), 1e-6))
     return LexicalMass(tuple(terms), tuple(idf))
 
 
@@ -134,7 +137,7 @@ def hybrid(
         return []
     vecs = vectors(cand)
     cosine = vecs @ query
-    found = dict(lexical.search(con, text, len(cand), cand, TITLE_WEIGHTS)) if lex else {}
+    found = lexical.scores(con, text, cand, TITLE_WEIGHTS) if lex else {}
     bm25 = np.array([found.get(r, 0.0) for r in cand], dtype=np.float32)
     lexical_part = weight * normalised_bm25(bm25, lexical_mass(con, text))
     if prf > 0:

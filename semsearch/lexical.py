@@ -62,6 +62,22 @@ def search(
     return [(int(r), float(s)) for r, s in con.execute(sql, (*args, k))]
 
 
+def scores(
+    con: sqlite3.Connection, text: str, rows: Sequence[int], weights: tuple[float, float] = WEIGHTS
+) -> dict[int, float]:
+    """{row: bm25 score} of the `rows` that hold a word of `text` (absent: no word matched).
+
+    Scans every match once: with a rowid condition FTS5 evaluates the whole query per row instead
+    (200 rows of SciFact: 215 ms that way, ~15 ms this way).
+    """
+    expr = match_expression(text)
+    if expr is None or not len(rows):
+        return {}
+    wanted = {int(r) for r in rows}
+    sql = f"SELECT rowid, -bm25(papers_fts, {float(weights[0])}, {float(weights[1])}) FROM papers_fts WHERE papers_fts MATCH ?"
+    return {int(r): float(s) for r, s in con.execute(sql, (expr,)) if r in wanted}
+
+
 def forget(con: sqlite3.Connection, row: int) -> None:
     """Drop `row` from `papers_fts` (call before its `papers` row is deleted or changed)."""
     con.execute(

@@ -18,7 +18,7 @@ def test_lexical_mass_is_fts5_idf_of_each_term(seed_index):
     n = con.execute("SELECT count(*) FROM papers_fts WHERE papers_fts MATCH '\"sharding\"'").fetchone()[0]
     assert mass.terms == ("sharding", "embedding", "tables", "zzzunseenzzz")
     assert mass.idf[0] == pytest.approx(math.log((total - n + 0.5) / (n + 0.5)))
-    assert mass.idf[3] == 0.0  # a word no paper holds adds nothing the channel could match
+    assert mass.idf[3] == pytest.approx(math.log((total + 0.5) / 0.5))  # no paper holds it: as rare as can be
     assert mass.upper == pytest.approx(sum(mass.idf) * 2.2)
 
 
