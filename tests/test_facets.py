@@ -84,3 +84,14 @@ def test_one_sentence_abstracts_fall_back_and_say_so(tmp_path, fake):
         hits = idx.similar("a", 2, facet="result")
     assert hits.score_kind == "cosine" and [h.id for h in hits][0] == "b"
     assert hits.notes == ("the reference's abstract is one sentence: ranked by the whole abstract",)
+
+
+@pytest.mark.slow
+def test_real_model_facets_and_several_papers(real_index_path, real_embedder):
+    from semsearch import Index
+
+    with Index.open(real_index_path, embedder=real_embedder) as idx:
+        method = idx.similar("AutoShard", 3, facet="method")
+        several = idx.similar(["AutoShard", "FlexShard"], 3)
+    assert method.score_kind == "facet" and len(method) == 3
+    assert any("shard" in (h.paper.abstract or "").lower() for h in several)  # RecShard, DLRM co-design

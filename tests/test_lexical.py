@@ -56,3 +56,14 @@ def test_any_user_text_is_a_valid_query(text):
     con = _db()
     result = lexical.search(con, text, 5)
     assert all(isinstance(r, int) and isinstance(s, float) for r, s in result)
+
+
+def test_scores_of_chosen_rows_equal_a_restricted_search(seed_index):
+    from semsearch import lexical
+
+    con = seed_index._store.connection
+    rows = list(range(0, 25, 2))
+    for weights in ((1.0, 1.0), (4.0, 1.0)):
+        expect = dict(lexical.search(con, "embedding tables sharding quantization", 100, rows, weights))
+        assert lexical.scores(con, "embedding tables sharding quantization", rows, weights) == expect
+    assert lexical.scores(con, "...", rows) == {} and lexical.scores(con, "embedding", []) == {}
