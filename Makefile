@@ -28,6 +28,7 @@ demo: index
 
 # pytest exit 5 = no tests collected: a broken set-up, never a pass
 test: venv
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: set-up is broken" >&2; exit 1; fi; exit $$rc
 

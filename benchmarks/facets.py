@@ -26,7 +26,7 @@ import numpy as np
 from semsearch import Index
 from semsearch.embed import CachedEmbedder, default_cache_path
 from semsearch.facets import ALL_DOC_WEIGHT, DOC_WEIGHT, FACETS, label_roles, maxsim, split_sentences
-from semsearch.index import build_records
+from semsearch.builder import build_records
 from semsearch.ingest import RawRecord
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch import Index
-from semsearch.index import build
+from semsearch.builder import build
 from semsearch.recommend import recommend_scores
 
 ROOT = Path(__file__).resolve().parents[1]

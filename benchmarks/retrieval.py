@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch import Index, lexical
+from semsearch import Index
+from semsearch.store import lexical
 from semsearch.evaluate import load_beir, mrr, ndcg, recall
 from semsearch.fusion import LEXICAL_WEIGHT, TITLE_WEIGHTS, lexical_mass, normalised_bm25, prf_query
-from semsearch.index import build, build_records
+from semsearch.builder import build, build_records
 from semsearch.query import ALPHA, fuse, rrf
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,11 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import SemsearchError
-from .index import DEFAULT_INDEX
-from .target import DEFAULT_WAIT
+from .store.target import DEFAULT_INDEX, DEFAULT_WAIT
 
 app = typer.Typer(
-    help="Semantic search over scientific paper abstracts, offline. Scores are cosine similarity.",
+    help="Semantic search over scientific paper abstracts, offline. Scores: cosine (dense), BM25 (lexical) or "
+    "fused (hybrid, the default); higher is better.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -157,7 +157,7 @@ def build(
 
     Example: semsearch build corpus/ --index indexes/default
     """
-    from .index import build as build_index
+    from .builder import build as build_index
     from .ingest import parse_columns
 
     s = build_index(
@@ -224,8 +224,8 @@ def add(
 
     Example: semsearch add new-papers.bib --index indexes/default
     """
-    from .index import add as add_papers
     from .ingest import parse_columns
+    from .update import add as add_papers
 
     s = add_papers(paths, index, progress=not as_json, columns=parse_columns(columns), wait=wait)
     _emit_summary(s, as_json)
@@ -243,7 +243,7 @@ def remove(
 
     Example: semsearch remove 2407.21783 --index indexes/default
     """
-    from .index import remove as remove_papers
+    from .update import remove as remove_papers
 
     d = remove_papers(ids, index, wait=wait).as_dict()
     _emit(d, as_json, lambda: f"removed {', '.join(d['removed'])}; {d['papers']} papers left in {d['index']} "
@@ -341,6 +341,8 @@ def themes(
     n: Annotated[Optional[int], typer.Option("--n", help="Number of discovered themes (default: automatic).")] = None,
     query: Annotated[Optional[str], typer.Option("--query", "-q", help="Group only this query's results.")] = None,
     k: Annotated[int, typer.Option("-k", help="With --query: how many results to group.")] = 50,
+    explain: Annotated[bool, typer.Option("--explain", help="Named themes: each paper's theme scores, "
+                                          "boundaries and why it is in or out.")] = False,
     index: IndexOpt = DEFAULT_INDEX,
     year_from: YearFromOpt = None,
     year_to: YearToOpt = None,
@@ -357,13 +359,22 @@ def themes(
 
     if bool(theme) == auto:
         raise QueryError("name themes with --theme, or use --auto to discover them (not both)")
+    if explain and auto:
+        raise QueryError("--explain is for named themes (--theme)")
     filters = _filters(year_from, year_to, source, category)
     with Index.open(index) as idx:
         if auto:
             groups = idx.discover_themes(n, query=query, k=k, filters=filters)
         else:
             groups = idx.themes(theme, query=query, k=k, filters=filters)
-    _emit(groups.as_dict(), as_json, lambda: _themes_table(groups))
+    d = groups.as_dict()
+    if explain:
+        d["explain"] = {p.id: groups.explain(p.id) for p in groups.papers}
+        if not as_json:
+            for p in groups.papers:
+                out.print(f"{p.id} {p.display_title(60)}: " + "; ".join(
+                    f"{r['theme']} {r['reason']}" for r in d["explain"][p.id]), soft_wrap=True)
+    _emit(d, as_json, lambda: _themes_table(groups))
 
 
 def _themes_table(groups) -> Table:

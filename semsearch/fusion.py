@@ -23,7 +23,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from . import lexical
+from .store import lexical
 
 if TYPE_CHECKING:
     import numpy as np

@@ -23,8 +23,16 @@ def run(script: str, *args) -> str:
 
 
 def test_themes_benchmark(tmp_path):
-    out = run("themes.py", "--data", SAMPLE, "--embedder", "fake", "--cache", tmp_path / "none.npy")
-    assert "48 papers, 12 themes" in out and "<- semsearch" in out
+    import gzip
+
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)
+    with gzip.open(tmp_path / "abstracts.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(lines)
+    (tmp_path / "clustering_subset.jsonl").write_text("".join(lines[:6]), encoding="utf-8")
+    sets = {"per_theme": 8, "sets": {"tiny": {"galaxies": "astro-ph.GA", "robotics": "cs.RO", "cryptography": "cs.CR"}}}
+    (tmp_path / "sets.json").write_text(json.dumps(sets), encoding="utf-8")
+    out = run("themes.py", "--data", tmp_path, "--sets", tmp_path / "sets.json", "--embedder", "fake")
+    assert "== tiny:" in out and "NamedThemes defaults (semsearch)" in out and "previous:" in out
 
 
 def test_retrieval_benchmark(tmp_path):

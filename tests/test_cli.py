@@ -23,8 +23,7 @@ def fake_model(monkeypatch):
     """Make the CLI build and query with the fake embedder (no torch)."""
     from . import conftest
 
-    monkeypatch.setattr("semsearch.index.make_embedder", lambda model=None, backend="auto": conftest.FakeEmbedder())
-    monkeypatch.setattr("semsearch.query.query_embedder_for", lambda model, fingerprint: conftest.FakeEmbedder())
+    monkeypatch.setattr("semsearch.embed.make_embedder", lambda model=None, backend="auto": conftest.FakeEmbedder())
     monkeypatch.setattr("semsearch.embed.query_embedder_for", lambda model, fingerprint: conftest.FakeEmbedder())
 
 
@@ -133,6 +132,10 @@ def test_similar_and_themes_json(tmp_path, fake_model):
     d = json.loads(out)
     assert [t["name"] for t in d["themes"]] == ["recommendation systems", "quantization"]
     assert "unassigned" in d
+    code, out, _ = run("themes", "--theme", "quantization", "--theme", "sharding", "--explain", "--index", idx, "--json")
+    d = json.loads(out)
+    assert code == 0 and len(d["explain"]) == 25
+    assert all([r["theme"] for r in rows] == ["quantization", "sharding"] for rows in d["explain"].values())
 
 
 @pytest.mark.parametrize(
@@ -144,6 +147,9 @@ def test_similar_and_themes_json(tmp_path, fake_model):
         (["search", "x", "--mode", "fuzzy"], "unknown mode 'fuzzy'"),
         (["themes", "--theme", "sharding:"], "write a theme as NAME or 'NAME: description'"),
         (["themes"], "name themes with --theme, or use --auto"),
+        (["themes", "--auto", "--explain"], "--explain is for named themes (--theme)"),
+        (["themes", "--auto", "--n", "0"], "--n must be at least 1, got 0"),
+        (["themes", "--theme", "x" * 5000], "theme name of 5000 characters: keep a name under 200"),
     ],
 )
 def test_query_errors_exit_1_with_one_line(tmp_path, fake_model, args, message):

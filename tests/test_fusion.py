@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from semsearch import fusion, lexical
-from semsearch import query
+from semsearch import fusion, query
+from semsearch.store import lexical
 
 
 def test_lexical_mass_is_fts5_idf_of_each_term(seed_index):

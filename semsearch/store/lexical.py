@@ -78,6 +78,14 @@ def scores(
     return {int(r): float(s) for r, s in con.execute(sql, (expr,)) if r in wanted}
 
 
+def rows_matching(con: sqlite3.Connection, word: str) -> list[int]:
+    """Rows whose title or abstract contains `word` (after the tokenizer's stemming)."""
+    term = " ".join(re.findall(r"[^\W_]+", word.lower()))
+    if not term:
+        return []
+    return [int(r) for (r,) in con.execute("SELECT rowid FROM papers_fts WHERE papers_fts MATCH ?", (f'"{term}"',))]
+
+
 def forget(con: sqlite3.Connection, row: int) -> None:
     """Drop `row` from `papers_fts` (call before its `papers` row is deleted or changed)."""
     con.execute(
