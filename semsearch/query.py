@@ -70,7 +70,7 @@ SCORE_MEANING = {
 #: A search hit is a real match when its cosine with the query reaches this, whatever the mode
 #: ranked by: chosen on dev queries as the best separation of queries whose best paper is judged
 #: relevant from queries against a corpus that cannot answer them; of the top-1 scores tried the
-#: cosine separates best (held-out AUC 0.996, fused 0.960, old min-max 0.882; docs/benchmarks.md).
+#: cosine separates best (held-out AUC 0.996, fused 0.995, old min-max 0.882; docs/benchmarks.md).
 MATCH_COSINE = 0.40
 
 
