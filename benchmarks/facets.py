@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from semsearch import Index
+from semsearch.builder import build_records
 from semsearch.embed import CachedEmbedder, default_cache_path
 from semsearch.facets import ALL_DOC_WEIGHT, DOC_WEIGHT, FACETS, label_roles, maxsim, split_sentences
-from semsearch.builder import build_records
 from semsearch.ingest import RawRecord
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,7 +147,8 @@ def main() -> None:
 
     settings = {"plain MiniLM cosine (whole abstract)": lambda q, f, c: np.array([doc_of[x] @ doc_of[q] for x in c])}
     for w in (0.0, 0.3, 0.5, 0.7):
-        settings[f"facet max-sim (ours), doc weight {w}"] = lambda q, f, c, w=w: pool_scores(q, f, c, ours, ours_roles, w)
+        settings[f"facet max-sim (ours), doc weight {w}"] = (
+            lambda q, f, c, w=w: pool_scores(q, f, c, ours, ours_roles, w))
     for w in (0.3, 0.5):
         mark = " (semsearch --facet)" if w == DOC_WEIGHT else ""
         settings[f"facet vs same-role sentences (ours), doc weight {w}{mark}"] = (
@@ -162,7 +163,8 @@ def main() -> None:
         settings[f"classifier labels vs same-role sentences, doc weight {w}"] = (
             lambda q, f, c, w=w: pool_scores(q, f, c, ours, clf_roles, w, cand_roles_only=True))
     for w in (0.3, 0.5):
-        settings[f"oracle: release's labels, doc weight {w}"] = lambda q, f, c, w=w: pool_scores(q, f, c, theirs, theirs_roles, w)
+        settings[f"oracle: release's labels, doc weight {w}"] = (
+            lambda q, f, c, w=w: pool_scores(q, f, c, theirs, theirs_roles, w))
 
     product = Index.open(path)
 
@@ -193,7 +195,8 @@ def main() -> None:
           " | dev/test per facet")
     table = {}
     for name, per in results.items():
-        row = {g: {m: mean([k for k in per if g == "all" or k.endswith(g)], per, i) for i, m in enumerate(("ndcg@20", "map"))}
+        row = {g: {m: mean([k for k in per if g == "all" or k.endswith(g)], per, i)
+                   for i, m in enumerate(("ndcg@20", "map"))}
                for g in (*FACETS, "all")}
         row["dev"] = mean(splits["all"]["fold1_dev"], per, 0)
         row["test"] = mean(splits["all"]["fold1_test"], per, 0)

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from semsearch import Index
-from semsearch.store import lexical
+from semsearch.builder import build, build_records
 from semsearch.evaluate import load_beir, mrr, ndcg, recall
 from semsearch.fusion import LEXICAL_WEIGHT, TITLE_WEIGHTS, lexical_mass, normalised_bm25, prf_query
-from semsearch.builder import build, build_records
 from semsearch.query import ALPHA, fuse, rrf
+from semsearch.store import lexical
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -119,7 +119,8 @@ def settings() -> dict:
     for w in WEIGHTS:
         for lam in (0.5, 1.0, 1.5, 2.0, 3.0):
             chosen = " (semsearch hybrid)" if (w, lam) == (TITLE_WEIGHTS, LEXICAL_WEIGHT) else ""
-            s[f"cos + {lam} x BM25/IDF-mass, title {w[0]:g}{chosen}"] = lambda f, w=w, lam=lam: ranked(f.rows, f.cos + lam * f.norm[w])
+            s[f"cos + {lam} x BM25/IDF-mass, title {w[0]:g}{chosen}"] = (
+                lambda f, w=w, lam=lam: ranked(f.rows, f.cos + lam * f.norm[w]))
     for lam in (1.0, 1.5, 2.0):
         for beta in (0.5, 1.0):
             def prf(f, lam=lam, beta=beta):
@@ -239,7 +240,8 @@ def main() -> None:
     for setting, row in table.items():
         if setting.startswith(("dense", "lexical (BM25, title 1", "old hybrid")) or "semsearch hybrid" in setting:
             print(f"{setting:62}" + "".join(
-                f" | {n[:12]:>12} " + " / ".join(f"{row[n]['all'][m]:.4f}" for m in ("ndcg@10", "recall@100", "mrr@10", "found@10"))
+                f" | {n[:12]:>12} "
+                + " / ".join(f"{row[n]['all'][m]:.4f}" for m in ("ndcg@10", "recall@100", "mrr@10", "found@10"))
                 for n in names))
     calibration = calibrate(sets, args.chosen) if len(sets) > 1 else {}
     if args.json:

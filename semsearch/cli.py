@@ -287,10 +287,13 @@ def search(
 @app.command()
 @_fails_cleanly
 def similar(
-    ref: Annotated[Optional[list[str]], typer.Argument(help="Paper id, arXiv id or title; several for papers like all of them.")] = None,
+    ref: Annotated[
+        Optional[list[str]], typer.Argument(help="Paper id, arXiv id or title; several for papers like all of them.")
+    ] = None,
     text: Annotated[Optional[str], typer.Option("--text", help="A pasted abstract instead of REF.")] = None,
     facet: Annotated[
-        Optional[str], typer.Option("--facet", help="background | method | result: compare the sentences playing that role.")
+        Optional[str],
+        typer.Option("--facet", help="background | method | result: compare the sentences playing that role."),
     ] = None,
     unlike: Annotated[
         Optional[list[str]], typer.Option("--unlike", help="A paper to steer away from (repeat); needs REF.")

@@ -27,7 +27,9 @@ ALL_DOC_WEIGHT = 0.5
 #: Candidates re-ranked by facet: the best this many by whole-abstract cosine (or k, if more).
 CANDIDATES = 300
 
-_ABBREVIATIONS = ("e.g", "i.e", "et al", "etc", "vs", "cf", "fig", "figs", "eq", "eqs", "sec", "no", "approx", "resp", "al")
+_ABBREVIATIONS = (
+    "e.g", "i.e", "et al", "etc", "vs", "cf", "fig", "figs", "eq", "eqs", "sec", "no", "approx", "resp", "al",
+)
 _SPLIT = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
@@ -53,7 +55,8 @@ _CUES = {
     "background": (
         r"\b(has|have) (been|become|shown|attracted|gained)\b", r"\b(recent(ly)?|increasingly|widely|popular|"
         r"important|challenging|challenge|crucial|essential|remains?|fundamental|long-standing|growing)\b",
-        r"\bhowever\b", r"\b(is|are) (a|an|the|one|often|commonly|typically)\b", r"\b(little|limited) (work|attention)\b",
+        r"\bhowever\b", r"\b(is|are) (a|an|the|one|often|commonly|typically)\b",
+        r"\b(little|limited) (work|attention)\b",
         r"\b(problem|task|goal|aim|motivat\w*|need)\b", r"\bprevious(ly)?|prior work|existing\b",
     ),
     "method": (

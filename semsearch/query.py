@@ -483,7 +483,9 @@ class Index:
             ranked = self._diversify(vector, ranked, k)
         return self._hits(ranked[:k], f"like {label}", "cosine", excluded)
 
-    def _reference(self, ref: str | None, text: str | None, allowed) -> tuple["np.ndarray", str, str, list[int], list[Excluded]]:
+    def _reference(
+        self, ref: str | None, text: str | None, allowed
+    ) -> tuple["np.ndarray", str, str, list[int], list[Excluded]]:
         """(vector, abstract, label, rows to exclude, Excluded) of a reference paper or pasted text."""
         if text is not None:
             _check_text(text)
@@ -491,7 +493,8 @@ class Index:
             versions = self._versions_of(text, allowed)
             return self.embed([text])[0], text, label, [r for r, _ in versions], [e for _, e in versions]
         row, paper = self.resolve(ref)
-        return self.vectors([row])[0], paper.abstract, paper.display_title(60), [row], [Excluded(paper, "the paper asked about")]
+        asked = [Excluded(paper, "the paper asked about")]
+        return self.vectors([row])[0], paper.abstract, paper.display_title(60), [row], asked
 
     def _facet_similar(self, ref, text, facet, k, filters) -> Hits:
         """`similar` re-ranking the facets.CANDIDATES nearest papers by sentence max-sim (facets.py)."""
@@ -538,7 +541,8 @@ class Index:
         allowed_set = set(allowed)
         keep = [i for i, row in enumerate(train) if row not in skip and row in allowed_set]
         ranked = fusion.rank([train[i] for i in keep], scores[keep])[:k]
-        excluded = [Excluded(p, "a paper asked about") for _, p in liked] + [Excluded(p, "marked unlike") for _, p in avoid]
+        excluded = [Excluded(p, "a paper asked about") for _, p in liked]
+        excluded += [Excluded(p, "marked unlike") for _, p in avoid]
         label = ", ".join(p.display_title(30) for _, p in liked[:3]) + (" ..." if len(liked) > 3 else "")
         return self._hits(ranked, f"like {label}" + (f", unlike {len(avoid)}" if avoid else ""), "svm", excluded)
 

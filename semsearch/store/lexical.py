@@ -74,7 +74,8 @@ def scores(
     if expr is None or not len(rows):
         return {}
     wanted = {int(r) for r in rows}
-    sql = f"SELECT rowid, -bm25(papers_fts, {float(weights[0])}, {float(weights[1])}) FROM papers_fts WHERE papers_fts MATCH ?"
+    sql = (f"SELECT rowid, -bm25(papers_fts, {float(weights[0])}, {float(weights[1])}) FROM papers_fts "
+           "WHERE papers_fts MATCH ?")
     return {int(r): float(s) for r, s in con.execute(sql, (expr,)) if r in wanted}
 
 
