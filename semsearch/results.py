@@ -150,6 +150,8 @@ class Hits(_Rows):
         self.score_kind = score_kind
         self.excluded = tuple(excluded)
         self.caption = f"{len(items)} results for {query!r} (score = {score_meaning or score_kind})"
+        if self._items and self._items[0].match is False:  # the notebook says it as the CLI does
+            self.caption += "; no close match: the best paper's cosine with the query is below the bar"
         self.notes: tuple[str, ...] = ()  # fallbacks `similar` took (e.g. a one-sentence reference)
 
     @property

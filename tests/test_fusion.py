@@ -57,6 +57,7 @@ def test_match_flag_is_the_cosine_against_the_calibrated_bar(seed_index, monkeyp
     monkeypatch.setattr(query, "MATCH_COSINE", 1.01)
     hits = seed_index.search(q, k=5)
     assert hits.match is False and hits.as_dicts()[0]["match"] is False
+    assert "no close match" in hits._repr_html_()
     assert seed_index.search("embedding table sharding", k=2, mode="lexical").match is None  # no bar for BM25
 
 
