@@ -28,8 +28,10 @@ from .themes import ThemeGroups, ThemeSpec, evidence_from, group_discovered, gro
 
 FACETS = ("background", "method", "result")  # semsearch.facets.FACETS, without importing it at start-up
 #: `similar` with one reference and no facet re-ranks by all its sentences (facets.ALL_DOC_WEIGHT)
-#: when True; chosen on CSFCube's dev folds (docs/benchmarks.md).
-FACET_BY_DEFAULT = True
+#: when True. False: on CSFCube it gains +0.007 NDCG@20 and loses 0.007 MAP against plain cosine,
+#: while the first call on a 75k-paper index embeds the candidates' sentences for 12-23 s
+#: (docs/benchmarks.md); sentence matching stays for `--facet`.
+FACET_BY_DEFAULT = False
 
 if TYPE_CHECKING:
     import numpy as np
