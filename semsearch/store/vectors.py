@@ -182,7 +182,7 @@ class VectorIndex:
 
         if not len(ids):
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.vstack([self._index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+        return np.asarray(self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64)), dtype=np.float32)
 
     def search(
         self, queries: "np.ndarray", k: int, *, allowed: Sequence[int] | None = None, exclude: Sequence[int] = ()
