@@ -63,9 +63,9 @@ def test_scale_benchmark(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1200, 16)).astype(np.float32)
     np.save(tmp_path / "v.npy", x / np.linalg.norm(x, axis=1, keepdims=True))
-    out = run("scale.py", "--vectors", tmp_path / "v.npy", "--sizes", "500,1500", "--kinds", "flat,ivf-sq8",
-              "--queries", "20", "--target-recall", "0.5", "--sweep")
-    assert "1500  ivf-sq8" in out and "nprobe=" in out
+    out = run("scale.py", "--vectors", tmp_path / "v.npy", "--sizes", "500,1500", "--kinds", "flat,ivf-sq8,auto",
+              "--queries", "20", "--target-recall", "0.5", "--sweep", "--tried")
+    assert " 1500         ivf-sq8 " in out and "nprobe=" in out and "auto:flat" in out and "tried: ivf-sq8 nprobe=1" in out
 
 
 def test_dedup_threshold_benchmark():
