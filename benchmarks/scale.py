@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -38,6 +39,20 @@ def extend(real: np.ndarray, n: int, sigma: float, seed: int = 0) -> np.ndarray:
         block = parents + sigma * rng.standard_normal(parents.shape, dtype=np.float32)
         extra[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return np.vstack([real, extra])
+
+
+def embed_titles(corpus: str, out: Path) -> None:
+    """Write the int8 ONNX all-MiniLM-L6-v2 embeddings of the titles of `corpus`'s papers to `out`."""
+    from semsearch.embed.backends import make_embedder
+    from semsearch.ingest import read_paths
+    from semsearch.records import merge
+
+    papers = merge([r for f in read_paths([corpus]) for r in f.records]).papers
+    t = time.perf_counter()
+    vectors = make_embedder(None, "onnx-int8").encode([p.title or p.abstract for p in papers])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, vectors.astype(np.float32))
+    print(f"embedded {len(papers)} titles in {time.perf_counter() - t:.0f} s -> {out}", flush=True)
 
 
 def latency_ms(index, queries: np.ndarray) -> tuple[float, float]:
@@ -61,6 +76,9 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vectors", required=True, help=".npy of real embeddings, float32 (n, dim)")
+    ap.add_argument("--embed-titles", metavar="CORPUS",
+                    help="when --vectors is missing, write it: the titles of CORPUS's papers (in build's order) "
+                         "embedded by the default model, int8 ONNX")
     ap.add_argument("--sizes", default="10000,all", help="comma-separated sizes; 'all' = every real vector")
     ap.add_argument("--kinds", default="flat,hnsw,ivf-sq8,ivf-pq", help="index types, `auto` included")
     ap.add_argument("--queries", type=int, default=300)
@@ -72,6 +90,8 @@ def main() -> None:
                     help="also report recall and latency of every nprobe/efSearch on the held-out queries")
     args = ap.parse_args()
 
+    if args.embed_titles and not Path(args.vectors).exists():
+        embed_titles(args.embed_titles, Path(args.vectors))
     real = np.load(args.vectors).astype(np.float32)
     rng = np.random.default_rng(1)
     order = rng.permutation(len(real))
