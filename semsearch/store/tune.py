@@ -25,8 +25,8 @@ INDEX_TYPES = ("auto", "flat", "ivf-sq8", "ivf-pq", "hnsw")
 FLAT_MAX = 50_000
 TARGET_RECALL = 0.95
 #: Queries sampled from the corpus to measure recall@10 at build time: the standard error of a
-#: recall near 0.95 is then ~0.003 (with 300 it was ~0.005, as large as the step between two
-#: nprobe values near the target at 1M papers: docs/benchmarks.md).
+#: recall near 0.95 is then ~0.003 (with 300, ~0.005: about how far under the target nprobe=64
+#: lies on the 1M benchmark corpus, docs/benchmarks.md).
 TUNE_QUERIES = 1000
 #: A tuning query's near-duplicates: its nearest neighbours above the deepest drop of at least
 #: NEAR_DUPLICATE_GAP in cosine among its NEAR_DUPLICATE_MAX + 1 nearest. Real neighbourhoods decay
