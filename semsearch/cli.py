@@ -228,8 +228,17 @@ def search(
 @app.command()
 @_fails_cleanly
 def similar(
-    ref: Annotated[Optional[str], typer.Argument(help="Paper id, arXiv id or title.")] = None,
+    ref: Annotated[
+        Optional[list[str]], typer.Argument(help="Paper id, arXiv id or title; several for papers like all of them.")
+    ] = None,
     text: Annotated[Optional[str], typer.Option("--text", help="A pasted abstract instead of REF.")] = None,
+    facet: Annotated[
+        Optional[str],
+        typer.Option("--facet", help="background | method | result: compare the sentences playing that role."),
+    ] = None,
+    unlike: Annotated[
+        Optional[list[str]], typer.Option("--unlike", help="A paper to steer away from (repeat); needs REF.")
+    ] = None,
     k: KOpt = 10,
     index: IndexOpt = DEFAULT_INDEX,
     year_from: YearFromOpt = None,
@@ -241,25 +250,29 @@ def similar(
     fmt: FormatOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Papers most like a given paper, or like a pasted abstract (--text).
+    """Papers most like a given paper, like several (--unlike others), or like a pasted abstract (--text).
 
-    The paper itself is left out, and so is a paper the --text is near-verbatim of; each one left
-    out is named on stderr (in "excluded" with --json).
+    One paper: ranked by its sentences and whole abstract (--facet: only the sentences playing that
+    role). Several papers, or --unlike: ranked by a linear SVM fitted to them, as arXiv-sanity does.
+    The papers given are left out, and so is a paper the --text is near-verbatim of; each one left
+    out is named on stderr (in "excluded" with --json), and so is any fallback (in "notes").
 
-    Example: semsearch similar "AutoShard" -k 5
+    Example: semsearch similar "AutoShard" "FlexShard" --unlike "Llama 3" -k 5
     """
     from .query import Index
 
     with Index.open(index) as idx:
         hits = idx.similar(ref, k, text=text, filters=_filters(year_from, year_to, source, category, author),
-                           diverse=diverse)
+                           diverse=diverse, facet=facet, unlike=unlike or ())
     if fmt:
         return _export([h.paper for h in hits], fmt)
     if not as_json:
         for e in hits.excluded:
             err.print(f"left out {e.id} ({e.paper.display_title(60)}): {e.reason}", soft_wrap=True)
-    _emit({"hits": hits.as_dicts(), "excluded": [e.as_dict() for e in hits.excluded]}, as_json,
-          lambda: _hits_table(hits))
+        for note in hits.notes:
+            err.print(f"note: {note}", soft_wrap=True)
+    _emit({"hits": hits.as_dicts(), "excluded": [e.as_dict() for e in hits.excluded], "notes": list(hits.notes)},
+          as_json, lambda: _hits_table(hits))
 
 
 @app.command()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from . import embed
+from . import embed, fusion
 from .embed import Embedder, paper_text
 from .errors import ModelMismatch, QueryError
 from .ingest import MIN_ABSTRACT_WORDS, maybe_arxiv
@@ -26,14 +26,21 @@ from .store.target import DEFAULT_INDEX
 from .store.vectors import VectorIndex
 from .themes import ThemeGroups, ThemeSpec, evidence_from, group_discovered, group_named
 
+FACETS = ("background", "method", "result")  # semsearch.facets.FACETS, without importing it at start-up
+#: `similar` with one reference and no facet re-ranks by all its sentences (facets.ALL_DOC_WEIGHT)
+#: when True. False: on CSFCube it gains +0.007 NDCG@20 and loses 0.007 MAP against plain cosine,
+#: while the first call on a 75k-paper index embeds the candidates' sentences for 12-23 s
+#: (docs/benchmarks.md); sentence matching stays for `--facet`.
+FACET_BY_DEFAULT = False
+
 if TYPE_CHECKING:
     import numpy as np
 
 MODES = ("dense", "lexical", "hybrid")
-#: Chosen by nDCG@10 on SciFact (benchmarks/retrieval.py, docs/benchmarks.md).
+#: Chosen on SciFact and descriptive queries (benchmarks/retrieval.py, docs/benchmarks.md).
 DEFAULT_MODE = "hybrid"
-#: Hybrid = ALPHA * min-max(cosine) + (1 - ALPHA) * min-max(BM25) over both channels' candidates;
-#: chosen among RRF (k=60) and ALPHA in {0.3, 0.5, 0.7} by nDCG@10 on SciFact (docs/benchmarks.md).
+#: Hybrid = cosine + fusion.LEXICAL_WEIGHT * BM25 / the query's IDF mass (semsearch.fusion).
+#: ALPHA is the old min-max fusion's weight, kept for `fuse` and the benchmark's comparison.
 ALPHA = 0.5
 #: Reciprocal-rank fusion constant (Cormack et al. 2009), for `rrf`, the measured alternative.
 RRF_K = 60
@@ -58,8 +65,15 @@ TEXT_VERSION_CANDIDATES = 20
 SCORE_MEANING = {
     "cosine": "cosine similarity, higher is better",
     "bm25": "BM25, higher is better",
-    "fused": f"{ALPHA:g} x min-max cosine + {1 - ALPHA:g} x min-max BM25 over the candidates, higher is better",
+    "fused": f"cosine + {fusion.LEXICAL_WEIGHT:g} x BM25 / the query's IDF mass, higher is better",
+    "svm": "decision value of a linear SVM fitted to the papers given, higher is better",
+    "facet": "blend of facet sentence max-sim and abstract cosine, higher is better",
 }
+#: A search hit is a real match when its cosine with the query reaches this, whatever the mode
+#: ranked by: chosen on dev queries as the best separation of queries whose best paper is judged
+#: relevant from queries against a corpus that cannot answer them; of the top-1 scores tried the
+#: cosine separates best (held-out AUC 0.996, fused 0.995, old min-max 0.882; docs/benchmarks.md).
+MATCH_COSINE = 0.40
 
 
 @dataclass(frozen=True)
@@ -266,13 +280,14 @@ class Index:
     ) -> list[Hits]:
         """`search` for many queries (one embedding call, one FAISS call)."""
         mode = self._mode(mode)
-        ranked = self._rank(queries, k, mode, filters, diverse)
-        return [self._hits(r, q, SCORE_KINDS[mode]) for r, q in zip(ranked, queries)]
+        ranked, vectors = self._rank(queries, k, mode, filters, diverse)
+        return [self._hits(r, q, SCORE_KINDS[mode], query_vector=None if vectors is None else v)
+                for r, q, v in zip(ranked, queries, vectors if vectors is not None else [None] * len(queries))]
 
     def _rank(
         self, queries: Sequence[str], k: int, mode: str, filters: Filters | None, diverse: bool
-    ) -> list[list[tuple[int, float]]]:
-        """Per query, up to k (row, score) best first."""
+    ) -> tuple[list[list[tuple[int, float]]], "np.ndarray | None"]:
+        """Per query, up to k (row, score) best first; and the query vectors (None in lexical mode)."""
         _check_k(k)
         for q in queries:
             _check_text(q)
@@ -286,12 +301,17 @@ class Index:
             if dense is not None:
                 ranked = [(int(r), float(sc)) for r, sc in zip(dense.rows[i], dense.scores[i]) if r >= 0]
             if mode != "dense":
-                lex = lexical.search(self._store.connection, q, n, rows)
-                ranked = lex if mode == "lexical" else fuse(ranked, lex)
+                weights = lexical.WEIGHTS if mode == "lexical" else fusion.TITLE_WEIGHTS
+                lex = lexical.search(self._store.connection, q, n, rows, weights)
+                if mode == "lexical":
+                    ranked = lex
+                else:
+                    con = self._store.connection
+                    ranked = fusion.hybrid(con, q, vectors[i], ranked, lex, self.vectors)
             if diverse:
                 ranked = self._diversify(vectors[i], ranked, k)
             results.append(ranked[:k])
-        return results
+        return results, vectors
 
     def search_vectors(
         self, vectors: "np.ndarray", k: int = 10, *, rows: Sequence[int] | None = None, exclude: Sequence[int] = ()
@@ -358,10 +378,19 @@ class Index:
         return [ranked[i] for i in order]
 
     def _hits(
-        self, ranked: Sequence[tuple[int, float]], query: str, score_kind: str, excluded: Sequence[Excluded] = ()
+        self,
+        ranked: Sequence[tuple[int, float]],
+        query: str,
+        score_kind: str,
+        excluded: Sequence[Excluded] = (),
+        query_vector: "np.ndarray | None" = None,
     ) -> Hits:
         papers = self._store.by_rows([r for r, _ in ranked])
-        hits = [Hit(i, s, papers[r], score_kind) for i, (r, s) in enumerate(ranked, 1)]
+        match = [None] * len(ranked)
+        if query_vector is not None and ranked:
+            cosine = self.vectors([r for r, _ in ranked]) @ query_vector
+            match = [bool(c >= MATCH_COSINE) for c in cosine]
+        hits = [Hit(i, s, papers[r], score_kind, m) for i, ((r, s), m) in enumerate(zip(ranked, match), 1)]
         return Hits(hits, query, score_kind, excluded, SCORE_MEANING[score_kind])
 
     # --- related papers ------------------------------------------------------------
@@ -394,23 +423,50 @@ class Index:
 
     def similar(
         self,
-        ref: str | None = None,
+        ref: str | Sequence[str] | None = None,
         k: int = 10,
         *,
         text: str | None = None,
         filters: Filters | None = None,
         diverse: bool = False,
+        facet: str | None = None,
+        unlike: Sequence[str] = (),
     ) -> Hits:
-        """Papers most like a given one (by `ref`) or like a pasted abstract (`text`), best first.
+        """Papers most like a given one (by `ref`), like several, or like a pasted abstract (`text`).
 
         The paper itself never appears, nor, for `text`, a paper the text is near-verbatim of
         (TEXT_VERSION_CONTAINMENT of the word 3-grams of one of its versions); the returned Hits'
-        `excluded` names each paper left out and why. Ranking is by cosine of the stored (or
-        embedded) vectors.
+        `excluded` names each paper left out and why.
+
+        Args:
+            ref: a paper id, arXiv id or title, or several of them: with several (or with
+                `unlike`) papers are ranked by a linear SVM fitted to them (semsearch.recommend).
+            facet: "background", "method" or "result": rank by the sentences that play that role
+                (semsearch.facets); `Hits.notes` says when the reference forced a fallback.
+            unlike: papers to steer away from (negatives of the SVM); needs `ref`.
+        Returns:
+            Hits scored by cosine (one reference, or `text`), "facet" or "svm" (`score_kind`).
+        Raises:
+            QueryError: no reference or both kinds, a reference matching no or several papers,
+                an unknown facet, `unlike` without `ref`, `facet` with several references.
         """
         _check_k(k)
+        refs = [ref] if isinstance(ref, str) else list(ref or ())
+        if facet is not None and facet not in FACETS:
+            raise QueryError(f"unknown facet {facet!r}: use one of {', '.join(FACETS)}")
+        if unlike and not refs:
+            raise QueryError("--unlike needs at least one paper to be like: give REF")
+        if len(refs) > 1 or unlike:
+            if text is not None:
+                raise QueryError("give paper references or --text, not both")
+            if facet is not None:
+                raise QueryError(f"--facet compares one paper: give one REF (got {len(refs)})")
+            return self._recommend(refs, list(unlike), k, filters, diverse)
+        ref = refs[0] if refs else None
         if (ref is None) == (text is None):
             raise QueryError("give a paper reference or --text, not both")
+        if facet is not None or (FACET_BY_DEFAULT and not diverse):
+            return self._facet_similar(ref, text, facet, k, filters)
         allowed = self._allowed(filters)
         if text is not None:
             _check_text(text)
@@ -428,6 +484,69 @@ class Index:
         if diverse:
             ranked = self._diversify(vector, ranked, k)
         return self._hits(ranked[:k], f"like {label}", "cosine", excluded)
+
+    def _reference(
+        self, ref: str | None, text: str | None, allowed
+    ) -> tuple["np.ndarray", str, str, list[int], list[Excluded]]:
+        """(vector, abstract, label, rows to exclude, Excluded) of a reference paper or pasted text."""
+        if text is not None:
+            _check_text(text)
+            label = text if len(text) <= 60 else text[:57] + "..."
+            versions = self._versions_of(text, allowed)
+            return self.embed([text])[0], text, label, [r for r, _ in versions], [e for _, e in versions]
+        row, paper = self.resolve(ref)
+        asked = [Excluded(paper, "the paper asked about")]
+        return self.vectors([row])[0], paper.abstract, paper.display_title(60), [row], asked
+
+    def _facet_similar(self, ref, text, facet, k, filters) -> Hits:
+        """`similar` re-ranking the facets.CANDIDATES nearest papers by sentence max-sim (facets.py)."""
+        from .embed import CachedEmbedder, default_cache_path
+        from .facets import CANDIDATES as FACET_CANDIDATES
+        from .facets import facet_scores, split_sentences
+
+        allowed = self._allowed(filters)
+        vector, abstract, label, exclude, excluded = self._reference(ref, text, allowed)
+        found = self.search_vectors(vector[None, :], max(FACET_CANDIDATES, k), rows=allowed, exclude=exclude)
+        cand = [(int(r), float(sc)) for r, sc in zip(found.rows[0], found.scores[0]) if r >= 0]
+        papers = self._store.by_rows([r for r, _ in cand])
+        cache = default_cache_path()
+        embedder = CachedEmbedder(self.embedder, cache) if cache else self.embedder
+        import numpy as np
+
+        sentences = split_sentences(abstract)
+        scores, note = facet_scores(
+            sentences, facet, vector, [papers[r].abstract for r, _ in cand],
+            np.array([sc for _, sc in cand], dtype=np.float32), lambda t: embedder.encode(t),
+        )
+        ranked = fusion.rank([r for r, _ in cand], scores)[:k]
+        kind = "facet" if len(sentences) >= 2 else "cosine"  # one sentence: plain cosine, and a note says so
+        hits = self._hits(ranked, f"like {label}" + (f" by {facet}" if facet else ""), kind, excluded)
+        hits.notes = (note,) if note and facet else ()
+        return hits
+
+    def _recommend(self, refs: list[str], unlike: list[str], k: int, filters, diverse: bool) -> Hits:
+        """`similar` for several papers (and papers to avoid): a per-request SVM (recommend.py)."""
+        from .recommend import recommend_scores
+
+        if diverse:
+            raise QueryError("--diverse works with one REF: drop it or give one paper")
+        liked = [self.resolve(r) for r in refs]
+        avoid = [self.resolve(r) for r in unlike]
+        both = [p for row, p in avoid if row in {r for r, _ in liked}]
+        if both:
+            raise QueryError(f"{both[0].id} is both liked and unliked: give it once")
+        allowed = self._allowed(filters) or self._store.rows()
+        skip = {row for row, _ in liked + avoid}
+        train = list(dict.fromkeys([row for row, _ in liked + avoid] + list(allowed)))
+        vectors = self.vectors(train)
+        scores = recommend_scores(vectors, range(len(liked)), range(len(liked), len(liked) + len(avoid)))
+        allowed_set = set(allowed)
+        keep = [i for i, row in enumerate(train) if row not in skip and row in allowed_set]
+        ranked = fusion.rank([train[i] for i in keep], scores[keep])[:k]
+        excluded = [Excluded(p, "a paper asked about") for _, p in liked]
+        excluded += [Excluded(p, "marked unlike") for _, p in avoid]
+        label = ", ".join(p.display_title(30) for _, p in liked[:3]) + (" ..." if len(liked) > 3 else "")
+        return self._hits(ranked, f"like {label}" + (f", unlike {len(avoid)}" if avoid else ""), "svm", excluded)
 
     def _versions_of(self, text: str, allowed: Sequence[int] | None = None) -> list[tuple[int, Excluded]]:
         """(row, Excluded) of the papers `text` is near-verbatim of, among `allowed` rows (None: all).
@@ -505,7 +624,7 @@ class Index:
     def _papers_for(self, query, k, mode, filters) -> tuple[list[int], list[Paper]]:
         """Rows and papers to group: a query's top k, or every paper passing `filters`."""
         if query is not None:
-            rows = [r for r, _ in self._rank([query], k, self._mode(mode), filters, False)[0]]
+            rows = [r for r, _ in self._rank([query], k, self._mode(mode), filters, False)[0][0]]
         else:
             rows = self._allowed(filters) or self._store.rows()
         found = self._store.by_rows(rows)

@@ -98,13 +98,16 @@ def search(
     as_json: bool = False,
 ) -> None:
     """`semsearch search` (cli.search's arguments, same defaults); raises SemsearchError."""
-    from .query import Index
+    from .query import MATCH_COSINE, Index
 
     with Index.open(index, model=model) as idx:
         hits = idx.search(query, k, mode=mode, filters=filters(year_from, year_to, source, category, author),
                           diverse=diverse)
     if fmt:
         return export([h.paper for h in hits], fmt)
+    if hits.match is False and not as_json:
+        err.print(f"no close match: the best paper's cosine with the query is below {MATCH_COSINE:g}, the bar of a "
+                  "real match (README, Scores)" if hits else "no results", soft_wrap=True)
     emit(hits.as_dicts(), as_json, lambda: hits_table(hits))
 
 

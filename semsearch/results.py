@@ -36,13 +36,16 @@ class Neighbours:
 
 @dataclass(frozen=True)
 class Hit:
-    """One ranked paper. `score` is what `score_kind` says: "cosine" (dense), "bm25" (lexical) or
-    "fused" (hybrid, in [0, 1]); higher is always better."""
+    """One ranked paper. `score` is what `score_kind` says: "cosine" (dense), "bm25" (lexical),
+    "fused" (hybrid: cosine + weight x BM25 / the query's IDF mass), "facet" or "svm" (similar);
+    higher is always better. `match`: whether the paper's cosine with the query clears the
+    calibrated bar of a real match (query.MATCH_COSINE); None where not computed (lexical, similar)."""
 
     rank: int
     score: float
     paper: Paper
     score_kind: str = "cosine"
+    match: bool | None = None
 
     @property
     def id(self) -> str:
@@ -58,6 +61,7 @@ class Hit:
             "rank": self.rank,
             "score": round(self.score, 6),
             "score_kind": self.score_kind,
+            "match": self.match,
             "id": p.id,
             "title": p.title,
             "display_title": p.display_title(),
@@ -146,6 +150,14 @@ class Hits(_Rows):
         self.score_kind = score_kind
         self.excluded = tuple(excluded)
         self.caption = f"{len(items)} results for {query!r} (score = {score_meaning or score_kind})"
+        if self._items and self._items[0].match is False:  # the notebook says it as the CLI does
+            self.caption += "; no close match: the best paper's cosine with the query is below the bar"
+        self.notes: tuple[str, ...] = ()  # fallbacks `similar` took (e.g. a one-sentence reference)
+
+    @property
+    def match(self) -> bool | None:
+        """Whether the best hit is a real match (None: not computed for this kind of result)."""
+        return self._items[0].match if self._items else False
 
 
 

@@ -37,25 +37,36 @@ def test_themes_benchmark(tmp_path):
 
 
 def test_retrieval_benchmark(tmp_path):
-    (tmp_path / "qrels").mkdir()
+    beir = tmp_path / "scifact"
+    (beir / "qrels").mkdir(parents=True)
     papers = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
-    (tmp_path / "corpus.jsonl").write_text(
+    (beir / "corpus.jsonl").write_text(
         "".join(json.dumps({"_id": p["id"], "title": p["title"], "text": p["abstract"]}) + "\n" for p in papers))
-    (tmp_path / "queries.jsonl").write_text(
+    (beir / "queries.jsonl").write_text(
         "".join(json.dumps({"_id": f"q{i}", "text": p["title"]}) + "\n" for i, p in enumerate(papers[:10])))
-    (tmp_path / "qrels" / "test.tsv").write_text(
+    (beir / "qrels" / "test.tsv").write_text(
         "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\t{p['id']}\t1\n" for i, p in enumerate(papers[:10])))
-    out = run("retrieval.py", "--data", tmp_path, "--embedder", "fake", "--vectors", tmp_path / "none.npy")
-    assert "10 judged test queries" in out and "(semsearch hybrid)" in out
+    out = run("retrieval.py", "--data", tmp_path, "--sets", "scifact,seeds", "--embedder", "fake", "--work", tmp_path / "w")
+    assert "SciFact: 48 papers, 10 queries" in out and "(semsearch hybrid)" in out and "score calibration" in out
+
+
+def test_recommend_benchmark(tmp_path):
+    from semsearch import build
+
+    from .conftest import FakeEmbedder
+
+    build([SAMPLE], tmp_path / "idx", embedder=FakeEmbedder(), dedupe=False)
+    out = run("recommend.py", "--index", tmp_path / "idx", "--min", "6", "--max", "40", "--trials", "1")
+    assert "SVM C=0.1 unlike weight 1.0" in out
 
 
 def test_scale_benchmark(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1200, 16)).astype(np.float32)
     np.save(tmp_path / "v.npy", x / np.linalg.norm(x, axis=1, keepdims=True))
-    out = run("scale.py", "--vectors", tmp_path / "v.npy", "--sizes", "500,1500", "--kinds", "flat,ivf-sq8",
-              "--queries", "20", "--target-recall", "0.5", "--sweep")
-    assert "1500  ivf-sq8" in out and "nprobe=" in out
+    out = run("scale.py", "--vectors", tmp_path / "v.npy", "--sizes", "500,1500", "--kinds", "flat,ivf-sq8,auto",
+              "--queries", "20", "--target-recall", "0.5", "--sweep", "--tried")
+    assert " 1500         ivf-sq8 " in out and "nprobe=" in out and "auto:flat" in out and "tried: ivf-sq8 nprobe=1" in out
 
 
 def test_dedup_threshold_benchmark():

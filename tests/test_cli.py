@@ -239,6 +239,35 @@ def test_similar_text_names_the_paper_it_leaves_out(tmp_path, fake_model):
     assert code == 0 and err == f"left out {paper.id} ({paper.title}): {reason}\n"
 
 
+def test_similar_several_papers_facet_and_bad_input(tmp_path, fake_model):
+    idx = tmp_path / "idx"
+    run("build", ROOT / "corpus", "--index", idx)
+    code, out, _ = run("similar", "AutoShard", "FlexShard", "--unlike", "2407.21783", "-k", "3", "--index", idx, "--json")
+    d = json.loads(out)
+    assert code == 0 and len(d["hits"]) == 3 and {h["score_kind"] for h in d["hits"]} == {"svm"}
+    assert [e["reason"] for e in d["excluded"]] == ["a paper asked about", "a paper asked about", "marked unlike"]
+    code, out, _ = run("similar", "AutoShard", "--facet", "method", "-k", "3", "--index", idx, "--json")
+    d = json.loads(out)
+    assert code == 0 and d["notes"] == [] and {h["score_kind"] for h in d["hits"]} == {"facet"}
+    for args, message in [
+        (("AutoShard", "--facet", "methods"), "unknown facet 'methods': use one of background, method, result"),
+        (("--unlike", "AutoShard"), "--unlike needs at least one paper to be like: give REF"),
+        (("no such paper at all",), "no paper with id, arXiv id or title 'no such paper at all': see `semsearch papers`"),
+        (("AutoShard", "FlexShard", "--facet", "result"), "--facet compares one paper: give one REF (got 2)"),
+    ]:
+        code, out, err = run("similar", *args, "--index", idx)
+        assert (code, out, err.strip()) == (1, "", f"error: {message}")
+
+
+def test_search_says_when_nothing_is_a_close_match(tmp_path, fake_model, monkeypatch):
+    idx = tmp_path / "idx"
+    run("build", ROOT / "corpus", "--index", idx)
+    monkeypatch.setattr("semsearch.query.MATCH_COSINE", 1.01)
+    code, out, err = run("search", "sourdough bread recipes", "-k", "2", "--index", idx)
+    assert code == 0 and err.strip() == ("no close match: the best paper's cosine with the query is below 1.01, "
+                                         "the bar of a real match (README, Scores)")
+
+
 # --- a plain `search` is answered without typer (render.plain_search) -------------------------
 
 

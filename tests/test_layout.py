@@ -82,7 +82,8 @@ def test_stages_point_one_way():
     """A stage imports only stages before it: ingest -> records -> embed -> store -> build/update -> query."""
     order = ["semsearch.errors", "semsearch.version", "semsearch.ingest", "semsearch.records", "semsearch.provenance",
              "semsearch.embed", "semsearch.store", "semsearch.builder", "semsearch.update", "semsearch.fetch",
-             "semsearch.tables", "semsearch.results", "semsearch.cluster", "semsearch.themes", "semsearch.query",
+             "semsearch.tables", "semsearch.results", "semsearch.cluster", "semsearch.themes", "semsearch.fusion",
+             "semsearch.facets", "semsearch.recommend", "semsearch.query",
              "semsearch.export", "semsearch.enrich", "semsearch.evaluate", "semsearch.render", "semsearch.cli",
              "semsearch.launch", "semsearch.__main__"]
 

@@ -66,3 +66,12 @@ def test_any_user_text_is_a_valid_query(text):
     assert result == lexical.search(con, _words_only(text), 5)  # syntax never reaches FTS5
     assert len({r for r, _ in result}) == len(result) and {r for r, _ in result} <= {0, 1, 2}
     assert [s for _, s in result] == sorted((s for _, s in result), reverse=True)
+
+
+def test_scores_of_chosen_rows_equal_a_restricted_search(seed_index):
+    con = seed_index._store.connection
+    rows = list(range(0, 25, 2))
+    for weights in ((1.0, 1.0), (4.0, 1.0)):
+        expect = dict(lexical.search(con, "embedding tables sharding quantization", 100, rows, weights))
+        assert lexical.scores(con, "embedding tables sharding quantization", rows, weights) == expect
+    assert lexical.scores(con, "...", rows) == {} and lexical.scores(con, "embedding", []) == {}

@@ -69,7 +69,7 @@ def test_hits_convert_to_pandas_and_html(seed_index):
     assert list(df["rank"]) == [1, 2, 3]
     assert {"id", "title", "arxiv_id", "score", "abstract"} <= set(df.columns)
     html = hits._repr_html_()
-    assert html.startswith("<table>") and "min-max BM25" in html and html.count("<tr>") == 4
+    assert html.startswith("<table>") and "IDF mass" in html and html.count("<tr>") == 4
 
 
 def test_untitled_papers_show_a_marked_excerpt_in_html(seed_index):

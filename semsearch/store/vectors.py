@@ -242,7 +242,7 @@ class VectorIndex:
                 missing = np.setdiff1d(wanted, self._flat[1])[:1]
                 raise KeyError(f"id {int(missing[0]) if len(missing) else wanted[0]} is not in the index")
             return self._flat[0][where]
-        return np.vstack([self._index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+        return np.asarray(self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64)), dtype=np.float32)
 
     def _positions(self, wanted: "np.ndarray") -> "np.ndarray":
         """Positions in the flat arrays of the `wanted` ids that are there (in `wanted`'s order)."""
