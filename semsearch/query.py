@@ -531,6 +531,19 @@ class Index:
 
     # --- related papers ------------------------------------------------------------
 
+    def paper(self, id: str) -> Paper:
+        """The paper with this record id or arXiv id (any form); never matched by title.
+
+        Raises:
+            QueryError: no paper has this id.
+        """
+        for column, value in (("id", id), ("arxiv_id", _maybe_arxiv(id))):
+            if value:
+                found = self._store.find(column, value)
+                if found:
+                    return found[0][1]
+        raise QueryError(f"no paper with id or arXiv id {id!r}: see `semsearch papers`")
+
     def resolve(self, ref: str) -> tuple[int, Paper]:
         """The (row, paper) a reference names: record id, arXiv id (any form) or title.
 
