@@ -21,14 +21,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from .. import Hits, Index, QueryError, SemsearchError, __version__
+from .. import QueryError, SemsearchError, __version__
 from . import pages
-from .limits import MAX_GROUP_PAPERS, MAX_ID_CHARS, MAX_THEMES, RELATED_K
+from .calls import NotFound, find_paper, group, paper_dict, search, similar
+from .limits import MAX_GROUP_PAPERS, MAX_THEMES, RELATED_K
 from .live import LiveIndex
 from .models import (
     ErrorOut,
     HitOut,
     InfoOut,
+    NoParams,
     PaperOut,
     SearchPageParams,
     SearchParams,
@@ -113,13 +115,13 @@ def create_app(
                          params.filters()).as_dict()
 
     @app.get("/api/papers/{paper_id:path}", response_model=PaperOut, responses=ERRORS, tags=["api"])
-    def api_paper(paper_id: str):
+    def api_paper(paper_id: str, _: Annotated[NoParams, Query()]):
         """One paper by record id or arXiv id, with every version of its abstract."""
         with live.use() as idx:
             return paper_dict(find_paper(idx, paper_id))
 
     @app.get("/api/info", response_model=InfoOut, responses=ERRORS, tags=["api"])
-    def api_info():
+    def api_info(_: Annotated[NoParams, Query()]):
         """The index's model, dimension, paper count, index type and sizes on disk (`semsearch info --json`)."""
         return live.info
 
@@ -212,59 +214,6 @@ def create_app(
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or ["*"]))
     app.add_middleware(_Guard)
     return app
-
-
-class NotFound(QueryError):
-    """A paper id or reference that names no paper (HTTP 404)."""
-
-
-def search(idx: Index, params: SearchParams | SearchPageParams) -> Hits:
-    return idx.search(params.q, params.k, mode=params.mode, filters=params.filters(), diverse=params.diverse)
-
-
-def similar(idx: Index, params: SimilarParams) -> Hits:
-    if (params.ref is None) == (params.text is None):
-        raise QueryError("give a paper reference (ref) or a pasted abstract (text), not both")
-    if params.ref is not None:
-        try:
-            _, paper = idx.resolve(params.ref)
-        except QueryError as exc:
-            if " matches " in str(exc):  # several papers fit the title: the caller must choose
-                raise
-            raise NotFound(str(exc)) from None
-        return idx.similar(paper.id, params.k, filters=params.filters(), diverse=params.diverse)
-    return idx.similar(text=params.text, k=params.k, filters=params.filters(), diverse=params.diverse)
-
-
-def group(idx: Index, themes, auto, n, query, k, mode, filters):
-    """ThemeGroups for named `themes` or, with `auto`, discovered ones; a large corpus needs a query."""
-    if bool(themes) == bool(auto):
-        raise QueryError("name themes (theme=...), or ask for discovered themes (auto=true), not both")
-    if query is None and len(idx) > MAX_GROUP_PAPERS:
-        raise QueryError(
-            f"this index has {len(idx):,} papers; themes over a whole corpus are served up to "
-            f"{MAX_GROUP_PAPERS:,}: give a query to group its top k results"
-        )
-    if auto:
-        return idx.discover_themes(n, query=query, k=k, mode=mode, filters=filters)
-    return idx.themes(list(themes), query=query, k=k, mode=mode, filters=filters)
-
-
-def find_paper(idx: Index, paper_id: str):
-    if len(paper_id) > MAX_ID_CHARS:
-        raise NotFound(f"no paper has an id of {len(paper_id)} characters (at most {MAX_ID_CHARS})")
-    try:
-        return idx.paper(paper_id)
-    except QueryError as exc:
-        raise NotFound(str(exc)) from None
-
-
-def paper_dict(p) -> dict:
-    return {
-        "id": p.id, "title": p.title, "display_title": p.display_title(), "arxiv_id": p.arxiv_id, "date": p.date,
-        "authors": list(p.authors), "categories": list(p.categories), "sources": list(p.sources),
-        "versions": len(p.versions), "abstract": p.abstract, "version_texts": list(p.versions),
-    }
 
 
 def validation_message(errors) -> str:

@@ -137,6 +137,10 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class NoParams(_Params):
+    """No query parameters: any given is refused."""
+
+
 class FilterParams(_Params):
     """Restrict to papers by year, category or source before ranking (several values: any of them)."""
 
