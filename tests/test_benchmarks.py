@@ -75,3 +75,9 @@ def test_similar_text_benchmark():
     out = run("similar_text.py", "--embedder", "fake")
     assert "20 paraphrases" in out and "< near-verbatim min 0.700: yes" in out
     assert "near-verbatim texts (stored versions, PDF copies) whose paper, and only it, is left out: 80/80" in out
+
+
+def test_serve_load_benchmark(seed_index_path):
+    out = run("serve_load.py", "--index", seed_index_path, "--cli", "tests.fake_cli", "--clients", 2, "--requests", 10)
+    assert "20 requests in" in out and "| all | 20 | 0 |" in out and "server stopped (exit status 0)" in out
+

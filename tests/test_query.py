@@ -251,3 +251,13 @@ def test_similar_needs_exactly_one_of_ref_and_text(seed_index):
         seed_index.similar("FlexShard", text="something")
     with pytest.raises(QueryError, match="not both"):
         seed_index.similar()
+
+
+def test_paper_by_record_id_or_arxiv_id_never_by_title(seed_index):
+    paper = next(p for p in seed_index.papers() if p.arxiv_id)
+    for ref in (paper.id, paper.arxiv_id, f"arXiv:{paper.arxiv_id}v3", f"https://arxiv.org/abs/{paper.arxiv_id}"):
+        assert seed_index.paper(ref) == paper
+    titled = next(p for p in seed_index.papers() if p.title)
+    for ref in (titled.title, "../../etc/passwd", ""):
+        with pytest.raises(QueryError, match="no paper with id or arXiv id"):
+            seed_index.paper(ref)

@@ -6,6 +6,7 @@ import html as html_module
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.config import SchemathesisConfig  # noqa: E402
 
-from semsearch import Excluded, Hit, Index, build  # noqa: E402
+from semsearch import Excluded, Hit, Index, SemsearchError, build  # noqa: E402
 from semsearch.serve import create_app  # noqa: E402
 from semsearch.serve.live import LiveIndex  # noqa: E402
 from semsearch.serve.models import ExcludedOut, HitOut, InfoOut, PaperOut, ThemesOut  # noqa: E402
@@ -220,14 +221,17 @@ def _cli(*args, **kwargs) -> subprocess.Popen:
 
 @pytest.mark.parametrize("broken", ["missing", "garbage manifest"])
 def test_serve_on_a_missing_or_broken_index_exits_with_one_line(tmp_path, broken):
+    from typer.testing import CliRunner
+
+    from semsearch import cli
+
     path = tmp_path / "idx"
     if broken == "garbage manifest":
         build([CORPUS / "000_dfe19e826c838aa7.txt"], path, embedder=FakeEmbedder())
         (path / "manifest.json").write_text("{not json")
-    out, err = _cli("serve", "--index", str(path), "--port", "0").communicate(timeout=60)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and str(path) in lines[0], err
-    assert "Traceback" not in err
+    result = CliRunner().invoke(cli.app, ["serve", "--index", str(path), "--port", "0"])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error:") and str(path) in lines[0]
 
 
 def _start(*args) -> tuple[subprocess.Popen, str, list[str]]:
@@ -260,11 +264,34 @@ def test_serve_prints_its_url_answers_and_ends_cleanly_on_ctrl_c(seed_index_path
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "stopped"
 
 
+def test_serve_on_a_port_in_use_says_so(seed_index_path):
+    from semsearch.serve import serve
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SemsearchError, match=rf"^cannot listen on 127.0.0.1:{port} \(Address already in use\); "
+                                                 r"choose another --port or --host$"):
+            serve(seed_index_path, "127.0.0.1", port, embedder=FakeEmbedder(), say=lambda line: None)
+
+
 def test_serve_warns_when_asked_to_listen_beyond_this_machine(seed_index_path):
-    proc, url, said = _start("--index", str(seed_index_path), "--host", "0.0.0.0")
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=30)
-    assert said[0].startswith("warning: serving on 0.0.0.0: anyone who can reach this machine")
+    from semsearch.serve import serve
+
+    said = []
+
+    class Heard(Exception):
+        pass
+
+    def say(line):
+        said.append(line)
+        raise Heard  # stop before listening: the warning comes first
+
+    with pytest.raises(Heard):
+        serve(seed_index_path, "0.0.0.0", 0, embedder=FakeEmbedder(), say=say)
+    assert said == ["warning: serving on 0.0.0.0: anyone who can reach this machine on port 0 can read the index "
+                    "(read-only); use --host 127.0.0.1 to keep it local"]
 
 
 # --- the schema, fuzzed: no 5xx, every response matches its declared schema and status codes ---------

@@ -61,29 +61,32 @@ def serve(
     if not loopback:
         say(f"warning: serving on {host}: anyone who can reach this machine on port {port} can read the index "
             f"(read-only); use --host 127.0.0.1 to keep it local")
+    app = make(index, embedder=embedder, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+    live = app.state.live
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host.strip("[]"), port))
-    except OSError as exc:
-        sock.close()
-        raise SemsearchError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host")
-    app = make(index, embedder=embedder, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
-    bound = sock.getsockname()[1]
-    shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
-    info = app.state.live.info
-    say(f"serving {info['path']} ({info['count']:,} papers) at http://{shown}:{bound}/ (API docs at /docs); "
-        f"Ctrl-C to stop")
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises the Ctrl-C it caught
-        pass
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted connections inherit it: without, a keep-alive response written in two parts waits
+        # ~40 ms for the client's delayed ACK (Nagle)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise SemsearchError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host"
+            ) from None
+        shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
+        say(f"serving {live.info['path']} ({live.info['count']:,} papers) at http://{shown}:{sock.getsockname()[1]}/ "
+            f"(API docs at /docs); Ctrl-C to stop")
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5)
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises the Ctrl-C it caught
+            pass
     finally:
         sock.close()
-        app.state.live.close()
+        live.close()
     say("stopped")
 
 
