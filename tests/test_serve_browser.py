@@ -2,7 +2,7 @@
 
 Search, open a paper, follow a related paper, themes (map hover and click), the pages without
 JavaScript, and a corpus with hostile titles, authors and ids whose scripts must never run. Each page
-is screenshotted to tmp_path (and to $SEMSEARCH_SCREENSHOTS when set: docs/screenshots was made so).
+is screenshotted to tmp_path (and, the window only, to $SEMSEARCH_SCREENSHOTS when set: docs/screenshots was made so).
 Without Chromium (or Playwright) the tests skip with the reason; under CI=true they fail instead.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import threading
 import time
@@ -121,9 +120,10 @@ def shoot(page, tmp_path: Path, name: str) -> Path:
     path = tmp_path / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 5_000  # something was drawn
-    if os.environ.get("SEMSEARCH_SCREENSHOTS"):
-        Path(os.environ["SEMSEARCH_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(os.environ["SEMSEARCH_SCREENSHOTS"]) / path.name)
+    if os.environ.get("SEMSEARCH_SCREENSHOTS"):  # a smaller copy to keep: what the window shows
+        keep = Path(os.environ["SEMSEARCH_SCREENSHOTS"])
+        keep.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(keep / f"{name}.png"))
     return path
 
 
