@@ -54,9 +54,14 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 ]
-ERRORS = {400: {"model": ErrorOut, "description": "the request cannot be answered as given"},
-          404: {"model": ErrorOut, "description": "no such paper"},
-          422: {"model": ErrorOut, "description": "a parameter is missing, unknown, malformed or out of bounds"}}
+_ERRORS = {400: {"model": ErrorOut, "description": "the request cannot be answered as given"},
+           404: {"model": ErrorOut, "description": "no such paper"},
+           422: {"model": ErrorOut, "description": "a parameter is missing, unknown, malformed or out of bounds"},
+           503: {"model": ErrorOut, "description": "the index cannot be read (damaged files)"}}
+
+
+def _errors(*codes: int) -> dict:
+    return {code: _ERRORS[code] for code in (*codes, 422, 503)}
 
 
 def create_app(
@@ -93,20 +98,20 @@ def create_app(
 
     # --- JSON API -----------------------------------------------------------------------
 
-    @app.get("/api/search", response_model=list[HitOut], responses=ERRORS, tags=["api"])
+    @app.get("/api/search", response_model=list[HitOut], responses=_errors(400), tags=["api"])
     def api_search(params: Annotated[SearchParams, Query()]):
         """Rank papers for a natural-language query (`semsearch search --json`)."""
         with live.use() as idx:
             return search(idx, params).as_dicts()
 
-    @app.get("/api/similar", response_model=SimilarOut, responses=ERRORS, tags=["api"])
+    @app.get("/api/similar", response_model=SimilarOut, responses=_errors(400, 404), tags=["api"])
     def api_similar(params: Annotated[SimilarParams, Query()]):
         """Papers most like a given paper (`ref`) or a pasted abstract (`text`) (`semsearch similar --json`)."""
         with live.use() as idx:
             hits = similar(idx, params)
         return {"hits": hits.as_dicts(), "excluded": [e.as_dict() for e in hits.excluded]}
 
-    @app.get("/api/themes", response_model=ThemesOut, response_model_exclude_unset=True, responses=ERRORS,
+    @app.get("/api/themes", response_model=ThemesOut, response_model_exclude_unset=True, responses=_errors(400),
              tags=["api"])
     def api_themes(params: Annotated[ThemesParams, Query()]):
         """Group the corpus, or a query's results, by named or discovered themes (`semsearch themes --json`)."""
@@ -114,20 +119,17 @@ def create_app(
             return group(idx, params.theme, params.auto, params.n, params.query, params.k, params.mode,
                          params.filters()).as_dict()
 
-    @app.get("/api/papers/{paper_id:path}", response_model=PaperOut, responses=ERRORS, tags=["api"])
+    @app.get("/api/papers/{paper_id:path}", response_model=PaperOut, responses=_errors(404), tags=["api"])
     def api_paper(paper_id: str, _: Annotated[NoParams, Query()]):
         """One paper by record id or arXiv id, with every version of its abstract."""
         with live.use() as idx:
             return paper_dict(find_paper(idx, paper_id))
 
-    @app.get("/api/info", response_model=InfoOut, responses=ERRORS, tags=["api"])
+    @app.get("/api/info", response_model=InfoOut, responses=_errors(), tags=["api"])
     def api_info(_: Annotated[NoParams, Query()]):
         """The index's model, dimension, paper count, index type and sizes on disk (`semsearch info --json`)."""
-        return live.info
-
-    @app.get("/openapi.json", include_in_schema=False)
-    def openapi_json():
-        return JSONResponse(app.openapi())
+        with live.use():
+            return live.info
 
     # --- pages ---------------------------------------------------------------------------
 
