@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
@@ -54,6 +55,12 @@ WaitOpt = Annotated[
     float, typer.Option("--wait", help="Seconds to wait for another process changing the index, then fail.")
 ]
 DiverseOpt = Annotated[bool, typer.Option("--diverse", help="Re-rank for diversity (MMR).")]
+AuthorOpt = Annotated[
+    Optional[list[str]], typer.Option("--author", help="Only papers with an author whose name contains this.")
+]
+FormatOpt = Annotated[
+    Optional[str], typer.Option("--format", help="Print the papers as bibtex | csv | jsonl | ris instead.")
+]
 
 
 def _fails_cleanly(command: Callable) -> Callable:
@@ -78,10 +85,22 @@ def _emit(data, as_json: bool, table: Callable[[], Table | str]) -> None:
         out.print(table())
 
 
-def _filters(year_from, year_to, source, category):
+def _filters(year_from, year_to, source, category, author=None):
     from .query import Filters
 
-    return Filters(year_from, year_to, tuple(source or ()), tuple(category or ()))
+    return Filters(year_from, year_to, tuple(source or ()), tuple(category or ()), tuple(author or ()))
+
+
+def _export(papers, fmt: str, output: Path | None = None) -> None:
+    """Papers as BibTeX/CSV/JSONL/RIS: to `output` (atomically), else to stdout."""
+    from .export import render, write
+
+    text = render(papers, fmt)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write(text, output, fmt)
+        err.print(f"wrote {len(papers)} papers to {output} ({fmt})")
 
 
 def _hits_table(hits) -> Table:
@@ -173,11 +192,21 @@ def _build_table(d: dict) -> Table:
     how = f"; {d['embedded']} texts embedded, index {update}" if update else ""
     t = _table(
         f"{d['index']}: {d['papers']} papers from {d['records']} abstracts "
-        f"({d['merged_records']} merged into {len(d['merged_groups'])} groups){how}, {d['seconds']:.1f} s",
+        f"({d['merged_records']} merged into {len(d['merged_groups'])} groups){how}, {d['seconds']:.1f} s"
+        + _likely_duplicates(d),
         ["file", "shape", "abstracts", "lines skipped"],
         rows,
     )
     return t
+
+
+def _likely_duplicates(d: dict) -> str:
+    """Caption lines for pairs that look like one paper but carry different ids or titles."""
+    pairs = d.get("likely_duplicates", [])
+    shown = [f"\n  {p['papers'][0]} ~ {p['papers'][1]} ({p['reason']}, containment {p['containment']:.2f})"
+             for p in pairs[:MAX_SKIPPED_SHOWN]]
+    more = f"\n  ... and {len(pairs) - len(shown)} more (all are in --json)" if len(pairs) > len(shown) else ""
+    return f"\n{len(pairs)} likely duplicates kept apart:{''.join(shown)}{more}" if pairs else ""
 
 
 @app.command()
@@ -233,7 +262,9 @@ def search(
     year_to: YearToOpt = None,
     source: SourceOpt = None,
     category: CategoryOpt = None,
+    author: AuthorOpt = None,
     diverse: DiverseOpt = False,
+    fmt: FormatOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Rank papers by meaning for a natural-language query.
@@ -242,8 +273,11 @@ def search(
     """
     from .query import Index
 
+    filters = _filters(year_from, year_to, source, category, author)
     with Index.open(index, model=model) as idx:
-        hits = idx.search(query, k, mode=mode, filters=_filters(year_from, year_to, source, category), diverse=diverse)
+        hits = idx.search(query, k, mode=mode, filters=filters, diverse=diverse)
+    if fmt:
+        return _export([h.paper for h in hits], fmt)
     _emit(hits.as_dicts(), as_json, lambda: _hits_table(hits))
 
 
@@ -258,7 +292,9 @@ def similar(
     year_to: YearToOpt = None,
     source: SourceOpt = None,
     category: CategoryOpt = None,
+    author: AuthorOpt = None,
     diverse: DiverseOpt = False,
+    fmt: FormatOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Papers most like a given paper, or like a pasted abstract (--text).
@@ -271,7 +307,10 @@ def similar(
     from .query import Index
 
     with Index.open(index) as idx:
-        hits = idx.similar(ref, k, text=text, filters=_filters(year_from, year_to, source, category), diverse=diverse)
+        hits = idx.similar(ref, k, text=text, filters=_filters(year_from, year_to, source, category, author),
+                           diverse=diverse)
+    if fmt:
+        return _export([h.paper for h in hits], fmt)
     if not as_json:
         for e in hits.excluded:
             err.print(f"left out {e.id} ({e.paper.display_title(60)}): {e.reason}", soft_wrap=True)
@@ -364,10 +403,125 @@ def papers(index: IndexOpt = DEFAULT_INDEX, as_json: JsonOpt = False) -> None:
         as_json,
         lambda: _table(
             f"{len(rows)} papers in {index}",
-            ["id", "title", "date", "versions", "sources"],
-            [[p["id"], p["display_title"], p["date"], p["versions"], len(p["sources"])] for p in rows],
+            ["id", "title", "date", "versions", "sources", "filled by enrich"],
+            [[p["id"], p["display_title"], p["date"], p["versions"], len(p["sources"]), _filled(p)] for p in rows],
         ),
     )
+
+
+def _filled(row: dict) -> str:
+    """`title, authors: arxiv:2407.21783v2` for the fields enrich filled (empty: all from the input)."""
+    by: dict[str, list[str]] = {}
+    for name, where in row.get("field_sources", {}).items():
+        if where not in (None, "input"):
+            by.setdefault(where, []).append(name)
+    return "; ".join(f"{', '.join(names)}: {where}" for where, names in by.items())
+
+
+@contextmanager
+def _progress(label: str, show: bool):
+    """A progress bar on stderr; yields the callback (done, total or None) the library calls."""
+    if not show:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@app.command()
+@_fails_cleanly
+def fetch(
+    source: Annotated[str, typer.Argument(help="arxiv | openalex | zotero")],
+    query: Annotated[
+        Optional[str], typer.Option("--query", "-q", help="arxiv: search words (or ti:/au:/abs: syntax).")
+    ] = None,
+    category: Annotated[Optional[str], typer.Option("--category", help="arxiv: a category, e.g. cs.IR.")] = None,
+    since: Annotated[Optional[str], typer.Option("--from", help="arxiv: submitted on or after YYYY-MM-DD.")] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="arxiv: submitted on or before YYYY-MM-DD.")] = None,
+    ids: Annotated[Optional[list[str]], typer.Option("--id", help="arxiv: an arXiv id. Repeat.")] = None,
+    oai: Annotated[
+        bool, typer.Option("--oai", help="arxiv: harvest --category by OAI-PMH (dates: last change).")
+    ] = False,
+    metadata_prefix: Annotated[str, typer.Option("--metadata-prefix", help="arxiv --oai: arXiv | arXivRaw.")] = "arXiv",
+    search: Annotated[Optional[str], typer.Option("--search", help="openalex: full-text search.")] = None,
+    dois: Annotated[Optional[list[str]], typer.Option("--doi", help="openalex: a DOI. Repeat.")] = None,
+    filters: Annotated[Optional[list[str]], typer.Option("--filter", help="openalex: FIELD:VALUE. Repeat.")] = None,
+    user: Annotated[Optional[str], typer.Option("--user", help="zotero: user id (API key in $ZOTERO_API_KEY).")] = None,
+    group: Annotated[Optional[str], typer.Option("--group", help="zotero: group id.")] = None,
+    collection: Annotated[Optional[str], typer.Option("--collection", help="zotero: collection key.")] = None,
+    sqlite: Annotated[
+        Optional[Path], typer.Option("--sqlite", help="zotero: a local zotero.sqlite (read from a copy).")
+    ] = None,
+    limit: Annotated[Optional[int], typer.Option("--max", help="Stop after this many papers.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON-lines file to write.")] = None,
+    index: Annotated[
+        Optional[Path], typer.Option("--index", "-i", help="Add the papers to this index instead.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch papers from arXiv, OpenAlex or Zotero into JSON lines (or an index); an interrupted run resumes.
+
+    Example: semsearch fetch arxiv --category cs.IR --from 2024-01-01 --output cs-ir.jsonl
+    """
+    from .fetch import fetch as fetch_papers
+
+    request = {"query": query, "category": category, "from": since, "until": until, "ids": ids, "oai": oai,
+               "metadata_prefix": metadata_prefix if oai else None, "search": search, "dois": dois,
+               "filter": filters, "user": user, "group": group, "collection": collection,
+               "sqlite": str(sqlite) if sqlite else None}
+    with _progress(f"fetching from {source}", not as_json) as bar:
+        s = fetch_papers(source, request, output=output, index=index, limit=limit, progress=bar,
+                         notify=lambda m: err.print(m, soft_wrap=True))
+    for why in s.skipped[:MAX_SKIPPED_SHOWN]:
+        err.print(f"skipped {why}", soft_wrap=True)
+    _emit(s.as_dict(), as_json, lambda: f"{s.records} new papers ({s.kept} kept from before, {len(s.skipped)} "
+          f"skipped, {s.requests} requests, {s.seconds:.1f} s) -> {s.output}")
+
+
+@app.command()
+@_fails_cleanly
+def enrich(index: IndexOpt = DEFAULT_INDEX, wait: WaitOpt = DEFAULT_WAIT, as_json: JsonOpt = False) -> None:
+    """Fill missing titles, authors, dates and categories from arXiv (arXiv id) or OpenAlex (DOI).
+
+    A field your input gave is never overwritten; `semsearch papers` shows what was filled and from where.
+
+    Example: semsearch enrich --index indexes/default
+    """
+    from .enrich import enrich as enrich_index
+
+    with _progress("looking up papers", not as_json) as bar:
+        s = enrich_index(index, progress=bar, wait=wait, notify=lambda m: err.print(m, soft_wrap=True))
+    _emit(s.as_dict(), as_json, lambda: _table(
+        f"{index}: {len(s.filled)} of {s.candidates} papers missing metadata filled; not found: "
+        f"{', '.join(s.not_found) or 'none'} (index {s.update})",
+        ["id", "filled", "from"], [[f["id"], ", ".join(f["fields"]), f["from"]] for f in s.filled]))
+
+
+@app.command()
+@_fails_cleanly
+def export(
+    ids: Annotated[Optional[list[str]], typer.Argument(help="Record ids or arXiv ids (default: every paper).")] = None,
+    query: Annotated[Optional[str], typer.Option("--query", "-q", help="Export this query's results instead.")] = None,
+    k: KOpt = 10,
+    fmt: Annotated[str, typer.Option("--format", help="bibtex | csv | jsonl | ris")] = "bibtex",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    author: AuthorOpt = None,
+    index: IndexOpt = DEFAULT_INDEX,
+) -> None:
+    """Export papers as BibTeX, CSV, JSON lines or RIS; a .bib export builds back into the same papers.
+
+    Example: semsearch export --query "embedding table sharding" -k 20 --format bibtex --output refs.bib
+    """
+    from .export import select
+    from .query import Index
+
+    with Index.open(index) as idx:
+        papers = select(idx, ids or (), query, k, _filters(None, None, None, None, author))
+    _export(papers, fmt, output)
 
 
 @app.command()

@@ -40,3 +40,11 @@ class ModelMismatch(SemsearchError):
 
 class QueryError(SemsearchError):
     """A query, reference or option that cannot be answered as given."""
+
+
+class FetchError(SemsearchError):
+    """A paper service could not be reached, refused a request, or answered in another format."""
+
+
+class ExportError(SemsearchError):
+    """Papers cannot be exported as asked (no paper selected, unknown format, unwritable file)."""

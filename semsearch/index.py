@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from . import __version__
 from . import lexical
@@ -27,20 +27,24 @@ from .ann import TARGET_RECALL, build_vector_index, omp_threads, set_search_para
 from .embed import CachedEmbedder, Embedder, default_cache_path, engine_embedder, make_embedder, paper_text
 from .errors import IndexFormatError, IndexNotFound, IndexTargetError, ModelMismatch, SemsearchError
 from .ingest import FileResult, RawRecord, Skipped, read_paths
-from .records import MergeGroup, Paper, merge, unmerged
+from .records import LikelyDuplicate, MergeGroup, Paper, as_records, content_id, merge, unmerged
 from .target import DEFAULT_WAIT, FILES, MANIFEST, PAPERS, SIDE_FILES, VECTORS, WriterLock, foreign_entries, is_index, judge
 
 #: 2 added the FTS5 table `papers_fts` to papers.sqlite; version 1 indexes must be rebuilt.
 #: 3 added in-place updates: FAISS rows of removed or changed papers are retired (listed in
 #: `retired_rows`, never returned) rather than rebuilt away. A version-2 index is a version-3
 #: index with no retired rows, so both are read.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (2, 3)
+#: 4 added `given_id` and `aliases` to papers and the `paper_names` table (ids that still resolve
+#: after a merge or an id change). Older indexes are read as having no aliases (see PaperStore).
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)
 DEFAULT_INDEX = Path("indexes") / "default"
 METRIC = "inner_product"  # on L2-normalised vectors: cosine similarity, higher is better
 
-_COLUMNS = ("id", "title", "abstract", "versions", "arxiv_id", "date", "authors", "categories", "sources")
-_JSON_COLUMNS = {"versions", "authors", "categories", "sources"}
+_COLUMNS = (
+    "id", "title", "abstract", "versions", "arxiv_id", "date", "authors", "categories", "sources", "given_id", "aliases"
+)
+_JSON_COLUMNS = {"versions", "authors", "categories", "sources", "aliases"}
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class BuildSummary:
     papers_before: int = 0  # papers the index held before an update
     embedded: int | None = None  # texts embedded by an update (the rest reused)
     removed: list[str] = field(default_factory=list)
+    likely_duplicates: list[LikelyDuplicate] = field(default_factory=list)  # not merged: look at them
 
     @property
     def merged_records(self) -> int:
@@ -143,6 +148,7 @@ class BuildSummary:
             "index_choice": self.index_choice,
             "embedded": self.embedded,
             "removed": self.removed,
+            "likely_duplicates": [asdict(d) for d in self.likely_duplicates],
         }
 
 
@@ -168,17 +174,42 @@ def _write_papers(path: Path, papers: Sequence[Paper]) -> None:
         con.execute(
             "CREATE TABLE papers (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT, "
             "abstract TEXT NOT NULL, versions TEXT, arxiv_id TEXT, date TEXT, authors TEXT, "
-            "categories TEXT, sources TEXT)"
+            "categories TEXT, sources TEXT, given_id TEXT, aliases TEXT)"
         )
         con.execute("CREATE INDEX papers_arxiv ON papers(arxiv_id)")
         con.executemany(
             f"INSERT INTO papers (row, {', '.join(_COLUMNS)}) VALUES (?{', ?' * len(_COLUMNS)})",
             ((row, *_values(p)) for row, p in enumerate(papers)),
         )
+        _write_names(con, enumerate(papers))
         lexical.create(con)
         con.commit()
     finally:
         con.close()
+
+
+def _write_names(con: sqlite3.Connection, rows_papers: Iterable[tuple[int, Paper]]) -> None:
+    """Index the ids a paper answers to besides `id` and `arxiv_id` (its given id, its aliases)."""
+    con.execute("CREATE TABLE IF NOT EXISTS paper_names (name TEXT NOT NULL, row INTEGER NOT NULL)")
+    con.execute("CREATE INDEX IF NOT EXISTS paper_names_name ON paper_names(name)")
+    con.executemany(
+        "INSERT INTO paper_names (name, row) VALUES (?, ?)",
+        ((name, row) for row, p in rows_papers for name in p.names if name not in (p.id, p.arxiv_id)),
+    )
+
+
+def _upgrade_papers(con: sqlite3.Connection) -> None:
+    """Give a papers.sqlite written before format 4 the `given_id` and `aliases` columns, filled
+    as PaperStore reads them, so in-place updates keep its explicit ids."""
+    have = {r[1] for r in con.execute("PRAGMA table_info(papers)")}
+    if "given_id" in have:
+        return
+    con.execute("ALTER TABLE papers ADD COLUMN given_id TEXT")
+    con.execute("ALTER TABLE papers ADD COLUMN aliases TEXT")
+    rows = con.execute("SELECT row, id, arxiv_id, abstract FROM papers").fetchall()
+    given = [(_legacy_given_id(i, a, text), row) for row, i, a, text in rows]
+    con.executemany("UPDATE papers SET given_id = ? WHERE row = ?", [g for g in given if g[0]])
+    _write_names(con, [])
 
 
 def _write_vectors(path: Path, index) -> None:
@@ -473,6 +504,7 @@ def build_records(
             target_recall, {"files": files or [], "records": len(raw), "merged_groups": len(merged.groups)},
         )
     summary.merged_groups = merged.groups
+    summary.likely_duplicates = merged.likely_duplicates
     summary.records = len(raw)
     summary.seconds = time.perf_counter() - start
     return summary
@@ -548,29 +580,6 @@ RETIRED_MAX = 0.25
 #: ... or once an approximate index holds this many times the rows it was trained and tuned on
 #: (IVF centroids and the tuned nprobe/efSearch describe the corpus they were measured on).
 GROWTH_MAX = 1.5
-
-
-def as_records(paper: Paper) -> list[RawRecord]:
-    """A stored paper back as raw records (one per source, every version kept, its id as glue),
-    so that `merge` treats it as one unit when new records arrive."""
-    sources = list(paper.sources) or ["index:0"]
-    out = []
-    for k in range(max(len(sources), len(paper.versions))):
-        path, _, line = sources[k % len(sources)].rpartition(":")
-        out.append(
-            RawRecord(
-                paper.versions[k % len(paper.versions)],
-                path or sources[k % len(sources)],
-                int(line) if line.isdigit() else 0,
-                title=paper.title,
-                arxiv_id=paper.arxiv_id,
-                id=paper.id,
-                authors=paper.authors,
-                date=paper.date,
-                categories=paper.categories,
-            )
-        )
-    return out
 
 
 @dataclass
@@ -792,7 +801,10 @@ def _update_papers(path: Path, plan: UpdatePlan, new_rows: Sequence[int]) -> Non
     """Apply `plan` to a copy of papers.sqlite: FTS entries follow their rows."""
     con = sqlite3.connect(path)
     try:
+        _upgrade_papers(con)
         con.execute("CREATE TABLE IF NOT EXISTS retired_rows (row INTEGER PRIMARY KEY)")
+        for row in [*plan.retire, *(r for r, _ in plan.update)]:
+            con.execute("DELETE FROM paper_names WHERE row = ?", (row,))
         for row in plan.retire:
             lexical.forget(con, row)
             con.execute("DELETE FROM papers WHERE row = ?", (row,))
@@ -808,6 +820,7 @@ def _update_papers(path: Path, plan: UpdatePlan, new_rows: Sequence[int]) -> Non
         )
         for row in new_rows:
             lexical.index_row(con, row)
+        _write_names(con, [*plan.update, *zip(new_rows, plan.append)])
         con.commit()
     finally:
         con.close()
@@ -851,6 +864,7 @@ def add(
     summary.files, summary.records, summary.papers_before = _file_facts(results), len(new), len(opened.stored)
     added = {f"{r.source}:{r.line}" for r in new}
     summary.merged_groups = [g for g in merged.groups if added & set(g.sources)]
+    summary.likely_duplicates = [d for d in merged.likely_duplicates if added & set(d.sources)]
     summary.skipped = [s for f in results for s in f.skipped]
     summary.seconds = time.perf_counter() - start
     return summary
@@ -868,7 +882,10 @@ def remove(
     with _writing(index, wait, existing=True) as target:
         opened = _open_for_update(target, embedder)
         papers = [p for _, p in opened.stored]
-        by_ref = {p.id: p.id for p in papers} | {p.arxiv_id: p.id for p in papers if p.arxiv_id}
+        by_ref = {p.id: p.id for p in papers}
+        for p in papers:  # then arXiv ids, given ids and aliases (ids of merged or renamed papers)
+            for name in p.names:
+                by_ref.setdefault(name, p.id)
         gone = set()
         for ref in ids:
             found = by_ref.get(ref) or by_ref.get(_arxiv_or_none(ref) or "")
@@ -881,6 +898,24 @@ def remove(
         summary = _apply(target, opened, keep, progress=False, cache=False, facts={})
     summary.papers_before = len(papers)
     summary.removed = sorted(gone)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def rewrite(
+    index: str | Path, change: "Callable[[list[Paper]], list[Paper]]", *, embedder: Embedder | None = None,
+    progress: bool = False, cache: Path | None | bool = True, wait: float = DEFAULT_WAIT,
+) -> BuildSummary:
+    """Replace an index's papers by `change(stored papers)`, under the writer lock and through
+    the same in-place update as `add` (only changed texts embedded; atomic swap). `change` sees
+    the papers as they are once the lock is held, and must keep their ids (enrich fills
+    metadata this way)."""
+    start = time.perf_counter()
+    with _writing(index, wait, existing=True) as target:
+        opened = _open_for_update(target, embedder)
+        before = [p for _, p in opened.stored]
+        summary = _apply(target, opened, change(list(before)), progress=progress, cache=cache, facts={})
+    summary.papers_before = len(before)
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -919,17 +954,23 @@ class PaperStore:
         try:
             self._con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
             self.count = self._con.execute("SELECT count(*) FROM papers").fetchone()[0]
+            have = {r[1] for r in self._con.execute("PRAGMA table_info(papers)")}
         except sqlite3.DatabaseError as exc:
             raise IndexFormatError(f"{path}: not a readable papers database ({exc}); rebuild the index") from None
         self.path = path
+        self._legacy = "given_id" not in have  # written before format 4: no aliases
+        self._columns = ", ".join(c if c in have else "NULL" for c in _COLUMNS)
 
     def _select(self, where: str = "", args: Sequence = ()) -> list[tuple[int, Paper]]:
-        sql = f"SELECT row, {', '.join(_COLUMNS)} FROM papers {where}"
+        sql = f"SELECT row, {self._columns} FROM papers {where}"
         try:
             rows = self._con.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as exc:
             raise IndexFormatError(f"{self.path}: {exc}; rebuild the index") from None
-        return [(r[0], paper_from_row(r[1:])) for r in rows]
+        found = [(r[0], paper_from_row(r[1:])) for r in rows]
+        if self._legacy:
+            found = [(row, replace(p, given_id=_legacy_given_id(p.id, p.arxiv_id, p.abstract))) for row, p in found]
+        return found
 
     def by_rows(self, rows: Sequence[int]) -> dict[int, Paper]:
         found: dict[int, Paper] = {}
@@ -962,8 +1003,13 @@ class PaperStore:
             raise IndexFormatError(f"{self.path}: {exc}; rebuild the index") from None
 
     def find(self, column: str, value: str) -> list[tuple[int, Paper]]:
-        assert column in ("id", "arxiv_id")
-        return self._select(f"WHERE {column} = ?", (value,))
+        """Papers whose `column` is `value`; column "name": whose given id or an alias is."""
+        assert column in ("id", "arxiv_id", "name")
+        if column != "name":
+            return self._select(f"WHERE {column} = ?", (value,))
+        if self._legacy:
+            return self._select("WHERE id = ?", (value,))
+        return self._select("WHERE row IN (SELECT row FROM paper_names WHERE name = ?) ORDER BY row", (value,))
 
     def titles(self) -> list[tuple[int, str]]:
         """(row, title) of every titled paper."""
@@ -982,6 +1028,13 @@ class PaperStore:
 
     def close(self) -> None:
         self._con.close()
+
+
+def _legacy_given_id(paper_id: str, arxiv_id: str | None, abstract: str) -> str | None:
+    """The given id of a paper stored before format 4: its id, unless that is its arXiv id or the
+    content id those versions gave (a hash of its longest text, maybe with `~N`)."""
+    base = paper_id.rsplit("~", 1)[0] if paper_id.rsplit("~", 1)[-1].isdigit() else paper_id
+    return None if base in (arxiv_id, content_id(abstract)) else paper_id
 
 
 def read_vectors(directory: Path, manifest: Manifest):

@@ -783,7 +783,7 @@ def _bib_entry(path: str, line: int, text: str) -> RawRecord | Skipped | None:
         line,
         title=fields.get("title") or None,
         arxiv_id=arxiv_id,
-        id=f"doi:{doi.lower()}" if doi else (entry.key or None) if not arxiv_id else None,
+        id=f"doi:{doi.lower()}" if doi else (f"bibtex:{entry.key}" if entry.key and not arxiv_id else None),
         authors=tuple(a.strip() for a in re.split(r"\s+and\s+", fields.get("author", "")) if a.strip()),
         date=_bib_date(fields.get("year", ""), fields.get("month", "")),
     )
@@ -796,9 +796,10 @@ def stream_bibtex(path: str, lines: Iterable[str]) -> Iterator[RawRecord | Skipp
         path: the file name used in records and messages.
         lines: the file's lines, each with its "\\n"; one entry is held at a time.
     Yields:
-        RawRecord (title, author, year and month, doi as id `doi:…`, else the key; the arXiv id
-        from eprint/arxiv, or an arXiv:ID in journal/url/note) or Skipped. Each entry is parsed
-        on its own by bibtexparser, LaTeX decoded to Unicode; a malformed one is one Skipped.
+        RawRecord (title, author, year and month, doi as id `doi:…`, the arXiv id from
+        eprint/arxiv or an arXiv:ID in journal/url/note, the citation key as id `bibtex:KEY` when
+        it has neither) or Skipped. Each entry is parsed on its own by bibtexparser, LaTeX decoded
+        to Unicode; a malformed one is one Skipped.
     """
     for line, text in _bib_entries(lines):
         item = _bib_entry(path, line, text)

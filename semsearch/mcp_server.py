@@ -49,8 +49,8 @@ def create_server(index: str | Path, *, embedder=None):
     Year = Annotated[Optional[int], Field(ge=0, le=9999)]
     Values = Annotated[Optional[list[Annotated[str, Field(max_length=200)]]], Field(max_length=MAX_FILTER_VALUES)]
 
-    def filters(year_from, year_to, categories, sources=None) -> Filters:
-        return Filters(year_from, year_to, tuple(sources or ()), tuple(categories or ()))
+    def filters(year_from, year_to, categories, authors) -> Filters:
+        return Filters(year_from, year_to, (), tuple(categories or ()), tuple(authors or ()))
 
     def answer(call):
         try:
@@ -67,10 +67,12 @@ def create_server(index: str | Path, *, embedder=None):
         year_from: Year = None,
         year_to: Year = None,
         categories: Annotated[Values, Field(description="only papers with one of these categories")] = None,
+        authors: Annotated[Values, Field(description="only papers with an author whose name contains one of these")] = None,
     ) -> str:
         """Find the papers that best answer a question. Returns rank, score, id, year, title, authors and
         the start of each abstract."""
-        hits = answer(lambda idx: idx.search(query, k, mode=mode, filters=filters(year_from, year_to, categories)))
+        hits = answer(lambda idx: idx.search(query, k, mode=mode,
+                                             filters=filters(year_from, year_to, categories, authors)))
         return format_hits(hits, f"{len(hits)} papers for {query!r}")
 
     @server.tool(annotations=read_only)
@@ -132,6 +134,7 @@ def format_themes(groups) -> str:
 
 
 def format_paper(p) -> str:
+    from .serve.calls import paper_dict
     from .serve.pages import links
 
     lines = [f"{p.display_title()}", f"id: {p.id}"]
@@ -141,7 +144,7 @@ def format_paper(p) -> str:
     lines.append(f"authors: {', '.join(p.authors) if p.authors else 'not given'}")
     if p.categories:
         lines.append(f"categories: {', '.join(p.categories)}")
-    lines += [f"{label}: {url}" for label, url in links(p)]
+    lines += [f"{label}: {url}" for label, url in links(p, paper_dict(p)["url"])]
     lines.append(f"versions merged: {len(p.versions)}")
     lines += ["", p.abstract]
     return "\n".join(lines)

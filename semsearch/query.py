@@ -18,6 +18,7 @@ from .embed import Embedder, query_embedder_for
 from .errors import ModelMismatch, QueryError
 from .index import DEFAULT_INDEX, Manifest, PaperStore, disk_usage, read_vectors, recover
 from .ingest import MIN_ABSTRACT_WORDS, normalize_arxiv_id
+from .provenance import field_sources, paper_url
 from .records import Paper, containment, shingles, words
 from .tables import dataframe, html_table
 from .themes import ThemeGroups, ThemeSpec, group_discovered, group_named
@@ -97,6 +98,7 @@ class Hit:
             "arxiv_id": p.arxiv_id,
             "date": p.date,
             "authors": list(p.authors),
+            "url": paper_url(p),
             "abstract": p.abstract,
             "versions": len(p.versions),
             "sources": list(p.sources),
@@ -184,10 +186,11 @@ SCORE_MEANING = {
 
 @dataclass(frozen=True)
 class Filters:
-    """Restrict a query to papers by year, source file or category; applied before ranking.
+    """Restrict a query to papers by year, source file, category or author; applied before ranking.
 
     Papers without a date never match a year filter. `sources` match as substrings of a
-    paper's `file:line` sources; `categories` match exactly (case-insensitive). Several values
+    paper's `file:line` sources; `categories` match exactly (case-insensitive); `authors` as
+    substrings of an author's name (case-insensitive for ASCII letters). Several values
     of one kind are alternatives (OR); different kinds must all hold (AND).
     """
 
@@ -195,9 +198,10 @@ class Filters:
     year_to: int | None = None
     sources: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()  # case-insensitive substrings of an author's name
 
     def __bool__(self) -> bool:
-        return bool(self.year_from or self.year_to or self.sources or self.categories)
+        return bool(self.year_from or self.year_to or self.sources or self.categories or self.authors)
 
     def sql(self) -> tuple[str, list]:
         """An SQL condition over the papers table, and its arguments."""
@@ -217,6 +221,10 @@ class Filters:
             alternatives = " OR ".join("lower(value) = lower(?)" for _ in self.categories)
             clauses.append(f"EXISTS (SELECT 1 FROM json_each(papers.categories) WHERE {alternatives})")
             args.extend(self.categories)
+        if self.authors:
+            alternatives = " OR ".join("instr(lower(value), lower(?)) > 0" for _ in self.authors)
+            clauses.append(f"EXISTS (SELECT 1 FROM json_each(papers.authors) WHERE {alternatives})")
+            args.extend(self.authors)
         return " AND ".join(f"({c})" for c in clauses) or "1", args
 
     def describe(self) -> str:
@@ -227,6 +235,8 @@ class Filters:
             parts.append("source " + " or ".join(self.sources))
         if self.categories:
             parts.append("category " + " or ".join(self.categories))
+        if self.authors:
+            parts.append("author " + " or ".join(self.authors))
         return ", ".join(parts)
 
 
@@ -298,9 +308,12 @@ def paper_dict(p: Paper) -> dict:
         "title": p.title,
         "display_title": p.display_title(),
         "arxiv_id": p.arxiv_id,
+        "aliases": [n for n in p.names if n not in (p.id, p.arxiv_id)],
         "date": p.date,
         "authors": list(p.authors),
         "categories": list(p.categories),
+        "url": paper_url(p),
+        "field_sources": field_sources(p),
         "sources": list(p.sources),
         "versions": len(p.versions),
         "abstract": p.abstract,
@@ -532,12 +545,13 @@ class Index:
     # --- related papers ------------------------------------------------------------
 
     def paper(self, id: str) -> Paper:
-        """The paper with this record id or arXiv id (any form); never matched by title.
+        """The paper with this record id, arXiv id (any form) or former id (`Paper.names`); never by title.
 
         Raises:
             QueryError: no paper has this id.
         """
-        for column, value in (("id", id), ("arxiv_id", _maybe_arxiv(id))):
+        arxiv = _maybe_arxiv(id)
+        for column, value in (("id", id), ("arxiv_id", arxiv), ("name", id), ("name", arxiv)):
             if value:
                 found = self._store.find(column, value)
                 if found:
@@ -545,7 +559,8 @@ class Index:
         raise QueryError(f"no paper with id or arXiv id {id!r}: see `semsearch papers`")
 
     def resolve(self, ref: str) -> tuple[int, Paper]:
-        """The (row, paper) a reference names: record id, arXiv id (any form) or title.
+        """The (row, paper) a reference names: record id, arXiv id (any form), any id of a record
+        merged into it or an id it had before an update (`Paper.names`), or title.
 
         Titles match case-insensitively and tolerate small differences; a title that fits
         several papers raises QueryError listing them.
@@ -553,7 +568,8 @@ class Index:
         ref = " ".join(str(ref).split())
         if not ref:
             raise QueryError("empty reference: give a paper id, arXiv id or title")
-        for column, value in (("id", ref), ("arxiv_id", _maybe_arxiv(ref))):
+        arxiv = _maybe_arxiv(ref)  # then the ids of papers merged into another, or renamed:
+        for column, value in (("id", ref), ("arxiv_id", arxiv), ("name", ref), ("name", arxiv)):
             if value:
                 found = self._store.find(column, value)
                 if found:

@@ -264,3 +264,21 @@ def test_add_and_remove_refuse_a_damaged_index_like_search(index):
         refused(result)
         assert result.stderr.strip().splitlines()[-1] == searched.stderr.strip().splitlines()[-1]
     assert tree(index.parent) == before
+
+
+@pytest.mark.parametrize("case", ["a user's directory", "a regular file", "a link to a user's directory"])
+def test_fetch_into_a_wrong_index_is_refused_before_any_request(user_files, case):
+    name, words = WRONG_TARGETS[case]
+    before = tree(user_files)
+    env = {"SEMSEARCH_ARXIV_API": "http://127.0.0.1:9/unreachable"}  # never asked: refused first
+    result = semsearch("fetch", "arxiv", "--id", "2407.21783", "--index", user_files / name, env=env)
+    refused(result, words)
+    assert tree(user_files) == before
+
+
+def test_fetch_never_extends_a_users_file(user_files):
+    before = tree(user_files)
+    env = {"SEMSEARCH_ARXIV_API": "http://127.0.0.1:9/unreachable"}  # never asked: refused first
+    result = semsearch("fetch", "arxiv", "--id", "2407.21783", "--output", user_files / "notes.txt", env=env)
+    refused(result, "notes.txt:1: exists and is not JSON lines of papers")
+    assert tree(user_files) == before

@@ -77,7 +77,17 @@ def test_similar_text_benchmark():
     assert "near-verbatim texts (stored versions, PDF copies) whose paper, and only it, is left out: 80/80" in out
 
 
+def test_record_ids_benchmark(tmp_path):
+    papers = [json.loads(line) for line in SAMPLE.read_text().splitlines()][:12]
+    rows = [(str(i), p) for i, p in enumerate(papers)] + [("99", papers[0])]  # one paper under two ids
+    (tmp_path / "abstracts-csfcube.reconstructed.jsonl").write_text("".join(
+        json.dumps({"paper_id": pid, "title": p["title"], "abstract": [p["abstract"]]}) + "\n" for pid, p in rows))
+    (tmp_path / "queries-release.csv").write_text("pid,facet,year,title,paper type\n0,method,2020,x,y\n99,method,2020,x,y\n")
+    out = run("record_ids.py", "--data", tmp_path, "--embedder", "fake")
+    assert "13 papers (13 distinct ids) -> 13 records" in out and "query ids resolved by `similar ID`: 2/2" in out
+    assert "likely duplicates listed, not merged: 1 (1 different ids)" in out
+
+
 def test_serve_load_benchmark(seed_index_path):
     out = run("serve_load.py", "--index", seed_index_path, "--cli", "tests.fake_cli", "--clients", 2, "--requests", 10)
     assert "20 requests in" in out and "| all | 20 | 0 |" in out and "server stopped (exit status 0)" in out
-

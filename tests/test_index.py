@@ -18,7 +18,7 @@ from .conftest import CORPUS, FakeEmbedder, run_killed_while_writing
 def test_build_writes_exactly_the_index_files(seed_index_path):
     assert sorted(os.listdir(seed_index_path)) == sorted(FILES)
     m = Manifest.read(seed_index_path)
-    assert (m.model, m.dim, m.count, m.format_version) == ("fake-hash", 64, 25, 3)
+    assert (m.model, m.dim, m.count, m.format_version) == ("fake-hash", 64, 25, 4)
     assert m.index_type == "flat" and m.metric == "inner_product"
     assert len(m.corpus_hash) == 16 and m.created
 

@@ -567,9 +567,9 @@ def test_bibtex_latex_is_decoded_to_unicode(tmp_path):
     f.write_text(LATEX_BIB)
     a, b, c = read_file(f).records
     assert a.authors == ("Schölkopf, Bernhard", "Łukasz Kaiser")
-    assert a.title == "A naïve predator–prey model" and a.date == "2021-07" and a.id == "schoelkopf2021"
+    assert a.title == "A naïve predator–prey model" and a.date == "2021-07" and a.id == "bibtex:schoelkopf2021"
     assert a.abstract.endswith("It improves recall by 5% & more.")
-    assert (b.id, b.date, b.line) == ("keyonly", "2019-09", 7)
+    assert (b.id, b.date, b.line) == ("bibtex:keyonly", "2019-09", 7)
     assert (c.id, c.arxiv_id, c.date, c.line) == (None, "2407.21783", "2024-07", 9)
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from semsearch.ingest import RawRecord, read_paths
 from semsearch.records import (
     NEAR_DUPLICATE_CONTAINMENT,
+    NEAR_IDENTICAL_CONTAINMENT,
     REWORDED_CONTAINMENT,
+    as_records,
     containment,
     content_id,
+    likely_same,
     merge,
     same_paper,
     shingles,
@@ -106,7 +112,11 @@ def test_same_arxiv_id_merges_different_texts():
 
 
 def test_near_duplicate_rule_thresholds():
-    assert same_paper(NEAR_DUPLICATE_CONTAINMENT, "A title", "Something else entirely")
+    # titles that disagree need near-identical texts (was NEAR_DUPLICATE_CONTAINMENT, 0.5, before
+    # companion papers with distinct ids were found merged in CSFCube)
+    assert same_paper(NEAR_IDENTICAL_CONTAINMENT, "A title", "Something else entirely")
+    assert not same_paper(NEAR_DUPLICATE_CONTAINMENT, "A title", "Something else entirely")
+    assert likely_same(NEAR_DUPLICATE_CONTAINMENT, "A title", "Something else entirely")
     assert same_paper(REWORDED_CONTAINMENT, None, "Any title")
     assert not same_paper(REWORDED_CONTAINMENT, "Sharding embedding tables", "Quantizing language models")
     assert not same_paper(REWORDED_CONTAINMENT - 0.01, None, None)
@@ -127,10 +137,139 @@ def test_merge_is_independent_of_input_order(seed_merge):
 def test_merging_new_records_into_known_papers_equals_merging_everything(split):
     """index.add merges new records against stored papers with `known`: only pairs involving a
     new record are searched, and the papers must be those of a full merge."""
-    from semsearch.index import as_records
-
     raw = [r for f in read_paths([CORPUS]) for r in f.records]
     stored = [r for p in merge(raw[:split]).papers for r in as_records(p)]
     incremental = merge(stored + raw[split:], known=len(stored))
     full = merge(stored + raw[split:])
     assert incremental.papers == full.papers and len(full.papers) == 25
+
+
+# --- explicit ids are identity ---------------------------------------------------------------
+
+
+def test_same_text_with_different_explicit_ids_is_two_papers_and_reported():
+    a = RawRecord(ABSTRACT, "a.jsonl", 1, title="Sharding", id="p1")
+    b = RawRecord(ABSTRACT, "a.jsonl", 2, title="Sharding", id="p2")
+    c = RawRecord(ABSTRACT, "b.txt", 1, arxiv_id="2101.00001")  # an arXiv id vs an input id
+    merged = merge([a, b, c])
+    assert sorted(p.id for p in merged.papers) == ["2101.00001", "p1", "p2"]
+    assert not merged.groups
+    assert {(d.papers, d.containment, d.reason) for d in merged.likely_duplicates} == {
+        (("p1", "p2"), 1.0, "different ids"),
+        (("p1", "2101.00001"), 1.0, "different ids"),
+        (("p2", "2101.00001"), 1.0, "different ids"),
+    }
+
+
+def test_id_less_versions_still_merge_into_the_paper_with_an_id():
+    extended = ABSTRACT + " We release the code and the traces of every run."
+    with_id = RawRecord(ABSTRACT, "a.jsonl", 1, title="Sharding", id="doi:10.1/x")
+    copy = RawRecord(ABSTRACT, "page.txt", 3)
+    version = RawRecord(extended, "page.txt", 9, title="Sharding")
+    [paper] = merge([copy, version, with_id]).papers
+    assert paper.id == paper.given_id == "doi:10.1/x" and paper.abstract == extended
+
+
+def test_an_id_less_version_joins_one_of_two_papers_with_ids_never_both():
+    a = RawRecord(ABSTRACT, "a.jsonl", 1, id="p1")
+    b = RawRecord(ABSTRACT + " Extended.", "a.jsonl", 2, id="p2")
+    loose = RawRecord(ABSTRACT, "page.txt", 1)
+    merged = merge([loose, a, b])
+    assert sorted(p.id for p in merged.papers) == ["p1", "p2"]
+    assert [d.reason for d in merged.likely_duplicates] == ["different ids"]
+
+
+def test_titles_that_disagree_keep_id_less_companions_apart_unless_near_identical():
+    shared = ABSTRACT + " " + OTHER
+    a = RawRecord(shared + " " + " ".join(f"alpha{i} beta{i}" for i in range(20)), "x.txt", 1, title="Sharding tables")
+    b = RawRecord(shared + " " + " ".join(f"gamma{i} delta{i}" for i in range(20)), "x.txt", 2, title="Quantizing models")
+    c = containment(shingles(a.abstract), shingles(b.abstract))
+    assert NEAR_DUPLICATE_CONTAINMENT <= c < NEAR_IDENTICAL_CONTAINMENT
+    merged = merge([a, b])
+    assert len(merged.papers) == 2
+    [d] = merged.likely_duplicates
+    assert d.reason == "titles disagree" and d.sources == ("x.txt:1", "x.txt:2")
+    assert len(merge([a, RawRecord(a.abstract + " Minor.", "y.txt", 1, title="Other")]).papers) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(0, 30)), min_size=47, max_size=47), st.booleans())
+def test_random_explicit_ids_are_never_merged_away(labels, as_arxiv):
+    """Give the seed records random explicit ids (some none, some shared): every distinct id still
+    names its own paper, so merging never reduces the number of distinct ids."""
+    raw = [r for f in read_paths([CORPUS]) for r in f.records]
+    assert len(raw) == len(labels)
+    ids = [None if k is None else (f"2101.{k:05d}" if as_arxiv else f"id-{k}") for k in labels]
+    records = [
+        RawRecord(r.abstract, r.source, r.line, title=r.title, arxiv_id=i if as_arxiv else None,
+                  id=None if as_arxiv else i)
+        for r, i in zip(raw, ids)
+    ]
+    papers = merge(records).papers
+    explicit = [p.arxiv_id if as_arxiv else p.given_id for p in papers]
+    given_ids = {i for i in ids if i}
+    assert sorted(i for i in explicit if i) == sorted(given_ids)  # each id on exactly one paper
+    assert len({p.id for p in papers}) == len(papers) >= len(given_ids)
+
+
+# --- ids do not depend on input order --------------------------------------------------------
+
+PAGES = sorted(CORPUS.iterdir())
+
+
+def _ids(papers) -> dict[str, str]:
+    """paper id -> sorted sources, in page:line form (which records make each paper)."""
+    return {p.id: sorted(map(short, p.sources)) for p in papers}
+
+
+def _records(pages) -> list:
+    return [r for f in read_paths(list(pages)) for r in f.records]
+
+
+def _build_then_add(*batches):
+    papers = merge(_records(batches[0])).papers
+    for batch in batches[1:]:
+        stored = [r for p in papers for r in as_records(p)]
+        papers = merge(stored + _records(batch), known=len(stored)).papers
+    return papers
+
+
+@pytest.fixture(scope="module")
+def seed_ids():
+    return _ids(merge(_records(PAGES)).papers)
+
+
+def test_ids_do_not_depend_on_the_order_of_pages(seed_ids):
+    for order in itertools.permutations(PAGES):
+        assert _ids(merge(_records(order)).papers) == seed_ids, [p.name[:3] for p in order]
+
+
+def test_build_some_pages_then_add_the_rest_gives_the_same_ids(seed_ids):
+    for k in range(1, len(PAGES)):
+        for first in itertools.combinations(PAGES, k):
+            rest = [p for p in PAGES if p not in first]
+            assert _ids(_build_then_add(first, rest)) == seed_ids, [p.name[:3] for p in first]
+
+
+def test_adding_pages_one_at_a_time_in_any_order_gives_the_same_ids(seed_ids):
+    for order in itertools.permutations(PAGES):
+        assert _ids(_build_then_add(*[[p] for p in order])) == seed_ids, [p.name[:3] for p in order]
+
+
+def test_a_paper_that_gains_a_title_keeps_its_old_id_as_an_alias(seed_ids):
+    papers = merge(_records(PAGES[:3])).papers
+    pu_before = next(p for p in papers if "puNCE" in p.abstract and p.title is None)
+    assert pu_before.title is None and pu_before.id == content_id(pu_before.abstract)
+    pu = next(p for p in _build_then_add(PAGES[:3], PAGES[3:]) if pu_before.versions[0] in p.versions)
+    assert pu.title == "Positive Unlabeled Contrastive Learning" and pu.id == content_id(pu.title)
+    assert pu.id in seed_ids and pu.aliases == (pu_before.id,)
+
+
+def test_bibtex_keys_are_ids_when_an_entry_has_no_doi_or_arxiv_id():
+    from semsearch.ingest import parse_bibtex
+
+    text = "".join(f"@article{{{key}, title={{{title}}}, abstract={{{ABSTRACT}}}}}\n"
+                   for key, title in (("smith2020", "Sharding"), ("smith2020b", "Sharding, extended")))
+    records, _ = parse_bibtex("refs.bib", text)
+    assert [r.id for r in records] == ["bibtex:smith2020", "bibtex:smith2020b"]
+    assert sorted(p.id for p in merge(records).papers) == ["bibtex:smith2020", "bibtex:smith2020b"]

@@ -51,6 +51,8 @@ def test_api_answers_in_the_clis_json_shapes(client, seed_index):
     dense = client.get("/api/search", params={"q": "quantization", "k": 2, "mode": "dense", "year_from": 2023})
     assert [h["score_kind"] for h in dense.json()] == ["cosine", "cosine"]
     assert all(h["date"] >= "2023" for h in dense.json())
+    by_author = client.get("/api/search", params={"q": "sharding", "author": "ZHA", "k": 3}).json()
+    assert by_author and all(any("zha" in a.lower() for a in h["authors"]) for h in by_author)
     similar = client.get("/api/similar", params={"ref": "AutoShard", "k": 4}).json()
     expected = seed_index.similar("AutoShard", 4)
     assert similar == {"hits": expected.as_dicts(), "excluded": [e.as_dict() for e in expected.excluded]}

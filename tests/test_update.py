@@ -205,7 +205,7 @@ def test_a_version_2_index_is_read_and_updated(seed_copy, tmp_path):
         assert len(idx.search("quantization", k=3)) == 3
     remove(["2407.21783"], seed_copy, embedder=FakeEmbedder())
     m = Manifest.read(seed_copy)
-    assert (m.format_version, m.count, m.retired) == (3, 24, 1)
+    assert (m.format_version, m.count, m.retired) == (4, 24, 1)
 
 
 def test_a_full_disk_during_an_in_place_update_names_the_file(seed_copy, tmp_path, monkeypatch):
@@ -224,3 +224,92 @@ def test_a_full_disk_during_an_in_place_update_names_the_file(seed_copy, tmp_pat
     with pytest.raises(SemsearchError, match=r"papers\.sqlite: cannot write \(No space left on device\); the previous"):
         add([f], seed_copy, embedder=FakeEmbedder(), cache=False)
     assert Manifest.read(seed_copy) == before and sorted(p.name for p in seed_copy.parent.iterdir()) == ["idx", "new.jsonl"]
+
+
+# --- ids and aliases through build, add and remove ----------------------------------------
+
+
+def _ids(path) -> dict[str, tuple[str, ...]]:
+    with Index.open(path, embedder=FakeEmbedder()) as idx:
+        return {p.id: tuple(sorted(s.rsplit("/", 1)[-1] for s in p.sources)) for p in idx.papers()}
+
+
+def test_build_three_pages_then_add_two_gives_the_ids_of_one_build(seed_index_path, tmp_path):
+    pages = sorted(CORPUS.iterdir())
+    path = tmp_path / "idx"
+    build(pages[:3], path, embedder=FakeEmbedder(), cache=False)
+    with Index.open(path, embedder=FakeEmbedder()) as idx:
+        pu_before = next(p for p in idx.papers() if "puNCE" in p.abstract)
+    add(pages[3:], path, embedder=FakeEmbedder(), cache=False)
+    assert _ids(path) == _ids(seed_index_path)
+    with Index.open(path, embedder=FakeEmbedder()) as idx:
+        _, pu = idx.resolve(pu_before.id)  # the id it was given before still names it
+        assert pu.title == "Positive Unlabeled Contrastive Learning" and pu.id != pu_before.id
+        assert len(idx.similar(pu_before.id, k=3)) == 3
+        [listed] = [p for p in idx.papers().as_dicts() if p["id"] == pu.id]
+        assert listed["aliases"] == [pu_before.id]
+    s = remove([pu_before.id], path, embedder=FakeEmbedder())
+    assert s.removed == [pu.id] and pu.id not in _ids(path)
+
+
+def test_every_id_of_merged_records_resolves(tmp_path):
+    f = tmp_path / "mine.jsonl"
+    f.write_text(
+        json.dumps({"arxiv_id": "2101.00001", "title": "Sharding", "abstract": ABSTRACT}) + "\n"
+        + json.dumps({"id": "mine-7", "arxiv_id": "2101.00001", "abstract": ABSTRACT + " Extended."}) + "\n"
+        + json.dumps({"id": "mine-8", "title": "Quantization", "abstract": OTHER}) + "\n"
+    )
+    path = tmp_path / "idx"
+    s = build([f, CORPUS], path, embedder=FakeEmbedder(), cache=False)
+    assert s.papers == 27
+    with Index.open(path, embedder=FakeEmbedder()) as idx:
+        row, paper = idx.resolve("mine-7")
+        assert (paper.id, paper.given_id) == ("2101.00001", "mine-7")
+        assert idx.resolve("arXiv:2101.00001")[0] == row and len(idx.similar("mine-7", k=2)) == 2
+    assert remove(["mine-7"], path, embedder=FakeEmbedder()).removed == ["2101.00001"]
+    with pytest.raises(QueryError, match="no paper with id 'mine-7'"):
+        remove(["mine-7"], path, embedder=FakeEmbedder())
+
+
+def test_build_reports_likely_duplicates_it_did_not_merge(tmp_path):
+    f = tmp_path / "companions.jsonl"
+    f.write_text("".join(
+        json.dumps({"id": f"p{i}", "title": title, "abstract": ABSTRACT}) + "\n"
+        for i, title in enumerate(["Sharding tables", "Sharding tables, again"])
+    ))
+    s = build([f], tmp_path / "idx", embedder=FakeEmbedder(), cache=False)
+    assert s.papers == 2 and json.loads(json.dumps(s.as_dict()["likely_duplicates"])) == [
+        {"papers": ["p0", "p1"], "sources": [f"{f}:1", f"{f}:2"], "containment": 1.0, "reason": "different ids"}
+    ]
+
+
+def test_an_index_without_aliases_is_read_and_updated(tmp_path):
+    """Indexes written before format 4 have no given_id/aliases columns: their explicit ids are
+    recovered (an id that is neither the arXiv id nor the content id of the text), kept by add."""
+    import sqlite3
+
+    f = tmp_path / "mine.jsonl"
+    f.write_text(json.dumps({"id": "p1", "title": "Sharding", "abstract": ABSTRACT}) + "\n")
+    path = tmp_path / "idx"
+    build([f, CORPUS], path, embedder=FakeEmbedder(), cache=False)
+    con = sqlite3.connect(path / "papers.sqlite")
+    con.execute("DROP TABLE paper_names")
+    con.execute("ALTER TABLE papers DROP COLUMN given_id")
+    con.execute("ALTER TABLE papers DROP COLUMN aliases")
+    con.commit()
+    con.close()
+    manifest = json.loads((path / "manifest.json").read_text())
+    (path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 3}))
+    before = _ids(path)
+    with Index.open(path, embedder=FakeEmbedder()) as idx:
+        assert idx.resolve("p1")[1].given_id == "p1" and idx.resolve("2407.21783")[1].given_id is None
+    g = tmp_path / "more.jsonl"
+    g.write_text(
+        json.dumps({"abstract": ABSTRACT + " Extended."}) + "\n"  # an id-less version of p1
+        + json.dumps({"id": "p2", "title": "Sharding", "abstract": ABSTRACT}) + "\n"  # same text, other id
+    )
+    s = add([g], path, embedder=FakeEmbedder(), cache=False)
+    assert s.papers == 27 and [d.reason for d in s.likely_duplicates] == ["different ids"]
+    after = _ids(path)
+    assert set(before) < set(after) and "p2" in after and len(after["p1"]) == 2
+    assert Manifest.read(path).format_version == 4

@@ -150,7 +150,9 @@ def create_app(
         with live.use() as idx:
             paper = find_paper(idx, paper_id)
             related = idx.similar(paper.id, RELATED_K)
-        return page("paper.html", request, paper=paper, related=related, links=pages.links(paper))
+        record = paper_dict(paper)
+        return page("paper.html", request, paper=paper, record=record, related=related,
+                    links=pages.links(paper, record["url"]))
 
     @app.get("/themes", response_class=HTMLResponse, include_in_schema=False)
     def themes_page(request: Request, params: Annotated[ThemesPageParams, Query()]):

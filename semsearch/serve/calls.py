@@ -5,7 +5,7 @@ No web framework here, so the web app and the MCP server share them.
 
 from __future__ import annotations
 
-from .. import Hits, Index, QueryError
+from .. import Hits, Index, Papers, QueryError
 from .limits import MAX_GROUP_PAPERS, MAX_ID_CHARS
 
 
@@ -59,8 +59,4 @@ def find_paper(idx: Index, paper_id: str):
 
 def paper_dict(p) -> dict:
     """A paper as `models.PaperOut`: `semsearch papers --json`'s record plus the text of every version."""
-    return {
-        "id": p.id, "title": p.title, "display_title": p.display_title(), "arxiv_id": p.arxiv_id, "date": p.date,
-        "authors": list(p.authors), "categories": list(p.categories), "sources": list(p.sources),
-        "versions": len(p.versions), "abstract": p.abstract, "version_texts": list(p.versions),
-    }
+    return {**Papers([p]).as_dicts()[0], "version_texts": list(p.versions)}

@@ -31,6 +31,7 @@ class HitOut(_Out):
     arxiv_id: Optional[str]
     date: Optional[str] = Field(description="ISO date (YYYY, YYYY-MM or YYYY-MM-DD) when known")
     authors: list[str]
+    url: Optional[str] = Field(None, description="the arXiv abstract page, else the DOI link")
     abstract: str
     versions: int = Field(ge=1, description="distinct abstract texts merged into this paper")
     sources: list[str] = Field(description="file:line of every place the paper was read")
@@ -86,9 +87,14 @@ class PaperOut(_Out):
     title: Optional[str]
     display_title: str
     arxiv_id: Optional[str]
+    aliases: list[str] = Field(default_factory=list, description="ids of records merged into it, former ids")
     date: Optional[str]
     authors: list[str]
     categories: list[str]
+    url: Optional[str] = Field(None, description="the arXiv abstract page, else the DOI link")
+    field_sources: dict[str, Optional[str]] = Field(
+        default_factory=dict, description="per field: 'input', 'SERVICE:REF' when `enrich` filled it, or None"
+    )
     sources: list[str]
     versions: int = Field(ge=1)
     abstract: str = Field(description="the primary (longest) version")
@@ -153,9 +159,13 @@ class FilterParams(_Params):
         default_factory=list, max_length=MAX_FILTER_VALUES,
         description="only papers read from a source whose path contains this (repeat: any)",
     )
+    author: list[FilterValue] = Field(
+        default_factory=list, max_length=MAX_FILTER_VALUES,
+        description="only papers with an author whose name contains this, any case (repeat: any)",
+    )
 
     def filters(self) -> Filters:
-        return Filters(self.year_from, self.year_to, tuple(self.source), tuple(self.category))
+        return Filters(self.year_from, self.year_to, tuple(self.source), tuple(self.category), tuple(self.author))
 
 
 class SearchParams(FilterParams):

@@ -19,15 +19,15 @@ SCORE_MEANING = {
 }
 
 
-def links(paper) -> list[tuple[str, str]]:
-    """(label, URL) to open a paper: its arXiv page and PDF, or its DOI."""
-    out = []
+def links(paper, url: str | None) -> list[tuple[str, str]]:
+    """(label, URL) to open a paper: its arXiv page and PDF, else `url` (the library's: a DOI link).
+    Only http(s) links are made, whatever a corpus holds."""
     if paper.arxiv_id:
         aid = quote(paper.arxiv_id, safe="/.")
-        out += [("arXiv", f"https://arxiv.org/abs/{aid}"), ("PDF", f"https://arxiv.org/pdf/{aid}")]
-    if paper.id.lower().startswith("doi:"):
-        out.append(("DOI", f"https://doi.org/{quote(paper.id[4:], safe='/.;()-_')}"))
-    return out
+        return [("arXiv", f"https://arxiv.org/abs/{aid}"), ("PDF", f"https://arxiv.org/pdf/{aid}")]
+    if url and url.startswith(("https://", "http://")):
+        return [("DOI" if url.startswith("https://doi.org/") else "Open", url)]
+    return []
 
 
 def short_authors(authors, n: int = 3) -> str:
