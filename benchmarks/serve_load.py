@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from encode_speed import machine  # this script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]

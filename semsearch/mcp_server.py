@@ -67,7 +67,7 @@ def create_server(index: str | Path, *, embedder=None):
         year_from: Year = None,
         year_to: Year = None,
         categories: Annotated[Values, Field(description="only papers with one of these categories")] = None,
-        authors: Annotated[Values, Field(description="only papers with an author whose name contains one of these")] = None,
+        authors: Annotated[Values, Field(description="only papers with an author whose name contains one")] = None,
     ) -> str:
         """Find the papers that best answer a question. Returns rank, score, id, year, title, authors and
         the start of each abstract."""

@@ -136,7 +136,8 @@ def test_error_statuses_say_what_kind_of_error(client):
 
 def test_no_endpoint_writes_or_reads_a_path_from_the_request(client, seed_index_path):
     before = sorted((p.name, p.stat().st_mtime_ns) for p in seed_index_path.iterdir())
-    for url in ("/static/../app.py", "/static/..%2F..%2Fcli.py", "/static/%2Fetc%2Fpasswd", "/paper/..%2F..%2Fetc%2Fpasswd"):
+    for url in ("/static/../app.py", "/static/..%2F..%2Fcli.py", "/static/%2Fetc%2Fpasswd",
+                "/paper/..%2F..%2Fetc%2Fpasswd"):
         r = client.get(url)
         assert r.status_code == 404 and "root:" not in r.text and "import" not in r.text
     for method in ("post", "put", "delete", "patch"):
@@ -147,7 +148,8 @@ def test_no_endpoint_writes_or_reads_a_path_from_the_request(client, seed_index_
 def test_security_headers_on_pages_and_api(client):
     for url in ("/", "/api/info", "/api/search?q=", "/static/style.css", "/nowhere"):
         h = client.get(url).headers
-        assert "script-src 'self'" in h["content-security-policy"] and "default-src 'none'" in h["content-security-policy"]
+        csp = h["content-security-policy"]
+        assert "script-src 'self'" in csp and "default-src 'none'" in csp
         assert h["x-content-type-options"] == "nosniff"
 
 
@@ -165,7 +167,8 @@ def test_pages_are_rendered_on_the_server(client, seed_index):
     themes = client.get("/themes", params={"themes": "recommendation systems\nquantization"}).text
     assert themes.count("<circle") >= 25 and "recommendation systems" in themes
     assert client.get("/themes?auto=true&n=3").text.count('class="point"') == 25
-    assert client.get("/", params={"q": "ok", "year_from": "", "category": "", "k": ""}).status_code == 200  # empty form fields
+    empty_fields = {"q": "ok", "year_from": "", "category": "", "k": ""}  # a form submitted with fields left empty
+    assert client.get("/", params=empty_fields).status_code == 200
     assert "Not found" in client.get("/paper/nope").text
 
 

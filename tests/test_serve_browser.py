@@ -27,12 +27,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 AUTOSHARD = "AutoShard: Automated Embedding Table Sharding for Recommender Systems"
 FILLER = [  # three different abstracts: near-duplicate texts would be merged into one paper
-    "We study embedding table sharding for deep recommendation models trained on many devices, and measure the "
-    "cost of each placement on production workloads at scale.",
-    "Quantization to four bits shrinks sharded embedding tables; we report accuracy and memory trade-offs for "
-    "several rounding schemes across ranking and retrieval tasks.",
-    "Identifiers of records in scholarly databases are sometimes malformed; this note surveys how search tools "
-    "display, link and escape such identifiers in their user interfaces.",
+    ("We study embedding table sharding for deep recommendation models trained on many devices, and measure the "
+     "cost of each placement on production workloads at scale."),
+    ("Quantization to four bits shrinks sharded embedding tables; we report accuracy and memory trade-offs for "
+     "several rounding schemes across ranking and retrieval tasks."),
+    ("Identifiers of records in scholarly databases are sometimes malformed; this note surveys how search tools "
+     "display, link and escape such identifiers in their user interfaces."),
 ]
 HOSTILE = [
     {"id": "xss-script", "title": "<script>window.__xss = 'title'</script>Sharding embedding tables safely",
@@ -174,7 +174,8 @@ def test_filters_and_modes_from_the_form(page):
 
 def test_themes_map_hover_shows_the_title_and_click_opens_the_paper(page, tmp_path):
     page.goto("/themes")
-    page.fill("textarea[name=themes]", "recommendation systems\nquantization\nsharding: partitioning tables across devices")
+    page.fill("textarea[name=themes]",
+              "recommendation systems\nquantization\nsharding: partitioning tables across devices")
     page.click("form.themes button:has-text('Group')")
     page.wait_for_selector("svg.theme-map a.point")
     points = page.locator("svg.theme-map a.point")

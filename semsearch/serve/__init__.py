@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from ..errors import SemsearchError
+from .. import SemsearchError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -55,7 +55,8 @@ def serve(
     _require()
     import uvicorn
 
-    from .app import LOOPBACK_HOSTS, create_app as make
+    from .app import LOOPBACK_HOSTS
+    from .app import create_app as make
 
     loopback = is_loopback(host)
     if not loopback:

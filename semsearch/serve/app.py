@@ -7,6 +7,7 @@ only this server's own scripts and styles, so even a missed escape could not run
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import traceback
@@ -278,7 +279,7 @@ class _Guard:
         for part, raw in (("query string", scope.get("query_string", b"")), ("path", scope.get("raw_path") or b"")):
             why = _malformed(raw)
             if why:
-                body = ('{"error": "malformed percent-encoding in the %s: %s"}' % (part, why)).encode()
+                body = json.dumps({"error": f"malformed percent-encoding in the {part}: {why}"}).encode()
                 await send({"type": "http.response.start", "status": 400, "headers": [
                     (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                     *SECURITY_HEADERS]})
