@@ -153,6 +153,9 @@ def test_search_open_a_paper_and_follow_a_related_one(page, tmp_path):
     related = page.locator("section.related a.title")
     assert related.count() == 10
     shoot(page, tmp_path, "paper")
+    page.set_viewport_size(PHONE)
+    assert fits_width(page)
+    page.set_viewport_size(DESKTOP)
     first = related.first.inner_text()
     related.first.click()
     page.wait_for_load_state()
@@ -249,4 +252,6 @@ def test_pages_work_without_javascript(browser, base_url, tmp_path):
     page.goto("/docs")
     assert page.locator("section.op").count() == 5
     shoot(page, tmp_path, "docs")
+    page.set_viewport_size(PHONE)
+    assert fits_width(page)  # wide tables scroll inside themselves
     context.close()
