@@ -546,7 +546,9 @@ def info(index: IndexOpt = DEFAULT_INDEX, as_json: JsonOpt = False) -> None:
 @_fails_cleanly
 def serve(
     index: IndexOpt = DEFAULT_INDEX,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; other than 127.0.0.1 is warned.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; other than 127.0.0.1 is warned.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
 ) -> None:
     """Serve a web app and a JSON API over the index (read-only) until Ctrl-C; pages at /, API docs at /docs.
