@@ -10,7 +10,7 @@ of the run, to show growth). The server is stopped with Ctrl-C at the end; a dea
 The client threads run on the same machine and share its CPUs with the server.
 
     PYTHONPATH=. python benchmarks/serve_load.py --index INDEX [--clients 16] [--requests 500]
-        [--similar 0.2] [--deadline 900]
+        [--similar 0.2] [--mode hybrid|dense|lexical] [--deadline 900]
 
 Results and the command for the 75k-paper arXiv index: docs/benchmarks.md.
 """
@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=500, help="per client")
     ap.add_argument("--similar", type=float, default=0.2, help="share of /api/similar requests")
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "lexical"], help="of the searches")
     ap.add_argument("--deadline", type=float, default=900, help="seconds before everything is stopped")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cli", default="semsearch.cli", help="module run as `semsearch` (tests: tests.fake_cli)")
@@ -106,8 +107,8 @@ def main() -> None:
         print(f"machine: {machine()}")
         print(f"index: {info['count']:,} papers, {info['index_type']} {json.dumps(info['index_params'])}, "
               f"model {info['model']} ({info['model_fingerprint']})")
-        print(f"load: {args.clients} clients x {args.requests} requests, {args.similar:.0%} similar, k={args.k}, "
-              f"closed loop on {url}")
+        print(f"load: {args.clients} clients x {args.requests} requests, {args.similar:.0%} similar, "
+              f"search mode {args.mode}, k={args.k}, closed loop on {url}")
 
         samples: list[tuple[float, float]] = []
         stop = threading.Event()
@@ -130,7 +131,8 @@ def main() -> None:
                     if rng.random() < args.similar:
                         kind, path, params = "similar", "/api/similar", {"ref": rng.choice(refs), "k": args.k}
                     else:
-                        kind, path, params = "search", "/api/search", {"q": rng.choice(QUERIES), "k": args.k}
+                        kind, path = "search", "/api/search"
+                        params = {"q": rng.choice(QUERIES), "k": args.k, "mode": args.mode}
                     t = time.perf_counter()
                     try:
                         status: int | str = c.get(path, params=params).status_code

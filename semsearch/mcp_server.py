@@ -162,4 +162,8 @@ def _clip(text: str, n: int) -> str:
 
 def run(index: str | Path, *, embedder=None) -> None:
     """Serve MCP on stdin/stdout until the client closes it."""
-    create_server(index, embedder=embedder).run("stdio")
+    from .serve.live import one_thread_per_query
+
+    server = create_server(index, embedder=embedder)
+    one_thread_per_query()
+    server.run("stdio")

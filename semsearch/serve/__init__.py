@@ -57,6 +57,7 @@ def serve(
 
     from .app import LOOPBACK_HOSTS
     from .app import create_app as make
+    from .live import one_thread_per_query
 
     loopback = is_loopback(host)
     if not loopback:
@@ -64,6 +65,7 @@ def serve(
             f"(read-only); use --host 127.0.0.1 to keep it local")
     app = make(index, embedder=embedder, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
     live = app.state.live
+    one_thread_per_query()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:

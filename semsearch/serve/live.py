@@ -20,6 +20,18 @@ from .. import Index, ModelMismatch, SemsearchError
 MANIFEST = "manifest.json"
 
 
+def one_thread_per_query() -> None:
+    """Run each FAISS search on one thread, for a server: its concurrency is many requests at once.
+
+    FAISS's OpenMP threads pay off for a batch of queries; for one query among concurrent requests
+    they only contend. On the 75k-paper IVF index (2 cores), `similar` took 20 ms with 2 threads
+    and 0.3 ms with one, a dense search 17.5 ms and 5.6 ms (docs/benchmarks.md).
+    """
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
 def _stamp(path: Path) -> tuple | None:
     """Identity of the index's manifest (a swap gives it a new inode), or None between renames."""
     try:
