@@ -29,6 +29,7 @@ demo: index
 # pytest exit 5 = no tests collected: a broken set-up, never a pass; -rs prints why a test was skipped
 # (the browser tests skip without Chromium, except under CI=true where that fails)
 test: venv
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -rs; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: set-up is broken" >&2; exit 1; fi; exit $$rc
 

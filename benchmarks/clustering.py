@@ -10,8 +10,8 @@ V-measure of that solution. Part 2: the whole corpus, every method, ratios vs k-
 true k. Part 3: each discovered theme's size, name and majority category; and the generic
 words GENERIC_WORDS keeps out of the names.
 
-    PYTHONPATH=. python benchmarks/clustering.py [--cache /tmp/emb/clustering.npy] [--limit N]
-        [--bertopic /tmp/bt-venv/bin/python]
+    PYTHONPATH=. python benchmarks/clustering.py [--cache CACHE/bench/clustering.npy] [--limit N]
+        [--bertopic BERTOPIC-VENV/bin/python]
 
 BERTopic is not a dependency: --bertopic names an interpreter of a separate venv holding it
 (torch==2.13.0 installed first, then `pip install bertopic`), run as a subprocess.
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from semsearch.cluster import GENERIC_WORDS, N_INIT, AutoThemes, label_clusters
+from semsearch.embed import cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "arxiv" / "clustering_subset.jsonl"
@@ -172,10 +173,11 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA, help="papers (JSONL with title, abstract, primary_category)")
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/emb/clustering.npy"), help="precomputed paper vectors (.npy)")
+    ap.add_argument("--cache", type=Path, default=cache_dir() / "bench" / "clustering.npy", help="precomputed paper vectors (.npy)")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N papers")
     ap.add_argument("--wait", type=float, default=600, help="seconds to wait for --cache to appear")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-criteria", action="store_true", help="skip part 1 (k criteria on category subsets)")
     ap.add_argument("--bertopic", metavar="PYTHON", help="an interpreter with bertopic installed (a separate venv)")
     args = ap.parse_args()
 
@@ -189,7 +191,8 @@ def main() -> None:
     print(f"corpus: {len(papers)} papers, {true_k} primary categories; vectors {vectors.shape} from {origin}")
     print(f"runs: 1 per method, same vectors; k-means n_init={N_INIT}, random_state={args.seed}")
 
-    criteria(vectors, truth, args.seed)
+    if not args.no_criteria:
+        criteria(vectors, truth, args.seed)
 
     print(f"\n2. whole corpus ({len(papers)} papers, true k = {true_k})")
     print(f"{'method':48} {'V-measure':>9} {'NMI':>6} {'k':>4} {'seconds':>8} {'V / base':>9} {'NMI / base':>10} "
@@ -202,7 +205,7 @@ def main() -> None:
         print(f"{name:48} {v:9.3f} {nmi:6.3f} {k:4d} {seconds:8.2f} {v / base[1]:9.2f} {nmi / base[2]:10.2f} "
               f"{seconds / max(base[4], 1e-9):11.2f}")
 
-    print("\n   AutoThemes' silhouette (cosine, centred) per candidate k: "
+    print("\n   AutoThemes' modularity (kNN graph of smoothed vectors) per candidate k: "
           + (", ".join(f"{k}: {s:.3f}" for k, s in auto.selection_.items()) or "none (fewer than 3 papers)"))
     print(f"\n3. AutoThemes' {auto.n_themes_} themes (score = mean cosine of a paper to its theme's center)")
     print(f"{'#':>3} {'size':>5} {'score':>6} {'majority category':>22}  name / words")

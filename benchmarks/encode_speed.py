@@ -8,7 +8,7 @@ SciFact, corpus encoded in batches (title. text) and each query encoded alone, a
 
     PYTHONPATH=. python benchmarks/encode_speed.py [--n 1000] [--rounds 1] [--threads 2]
         [--backends torch,onnx,onnx-int8] [--scifact [--data ../shared/data/scifact]
-        [--vectors /tmp/emb/scifact_corpus.npy]]
+        [--vectors CACHE/bench/scifact_corpus.npy]]
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.embed import make_embedder
+from semsearch.embed import (
+    cache_dir,  # noqa: E402
+    make_embedder,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -145,7 +148,7 @@ def main() -> None:
     ap.add_argument("--scifact", action="store_true", help="also nDCG@10 on SciFact per backend")
     ap.add_argument("--no-speed", action="store_true", help="only the --scifact part")
     ap.add_argument("--data", type=Path, default=DATA / "scifact")
-    ap.add_argument("--vectors", type=Path, default=Path("/tmp/emb/scifact_corpus.npy"),
+    ap.add_argument("--vectors", type=Path, default=cache_dir() / "bench" / "scifact_corpus.npy",
                     help="torch corpus vectors computed earlier for title. text, in corpus order (optional)")
     args = ap.parse_args()
     backends = args.backends.split(",")

@@ -56,10 +56,10 @@ print(json.dumps({"seconds": seconds, "base_kb": base, "peak_kb": peak, "digest"
 """
 
 
-def measure(name: str, module_file: Path, data: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", CHILD, name, str(module_file), str(data)],
-                         check=False, capture_output=True, text=True, env=env, cwd=ROOT)
+def measure(name: str, module_file: Path, data: Path, root: Path = ROOT) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", CHILD, name, str(module_file), str(data.resolve())],
+                         check=False, capture_output=True, text=True, env=env, cwd=root)
     if out.returncode != 0:
         sys.exit(f"{name}: reading failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout)
@@ -84,21 +84,22 @@ def main() -> None:
     ap.add_argument("--before", default=WHOLE_FILE_READER, help="git revision of the reader to compare with")
     args = ap.parse_args()
 
-    shown = subprocess.run(["git", "show", f"{args.before}:semsearch/ingest.py"],
-                           check=False, capture_output=True, text=True, cwd=ROOT)
-    if shown.returncode != 0:
-        sys.exit(f"git show {args.before}:semsearch/ingest.py failed: {shown.stderr.strip()}")
     with tempfile.TemporaryDirectory() as tmp:
-        before_file = Path(tmp) / "ingest_before.py"
-        before_file.write_text(shown.stdout)
+        # The package as it was at --before, beside this one: each reader runs its own semsearch.
+        archive = subprocess.run(["git", "archive", args.before, "semsearch"], check=False, capture_output=True, cwd=ROOT)
+        if archive.returncode != 0:
+            sys.exit(f"git archive {args.before} semsearch failed: {archive.stderr.decode().strip()}")
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        before = Path(tmp) / "semsearch" / "ingest.py"  # one module until the layout by stage
+        before = before if before.is_file() else before.with_suffix("") / "__init__.py"
         readers = {
-            f"before ({args.before[:7]}, whole file)": ("semsearch._ingest_before", before_file),
-            "now (streaming)": ("semsearch.ingest", (ROOT / "semsearch" / "ingest.py").resolve()),
+            f"before ({args.before[:7]}, whole file)": ("semsearch.ingest", before.resolve(), Path(tmp)),
+            "now (streaming)": ("semsearch.ingest", (ROOT / "semsearch" / "ingest" / "__init__.py").resolve(), ROOT),
         }
         runs: dict[str, list[dict]] = {label: [] for label in readers}
         for _ in range(args.runs):
-            for label, (name, file) in readers.items():
-                runs[label].append(measure(name, file, args.data))
+            for label, (name, file, root) in readers.items():
+                runs[label].append(measure(name, file, args.data, root))
 
     first = next(iter(runs.values()))[0]
     on_disk = args.data.stat().st_size

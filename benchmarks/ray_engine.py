@@ -22,12 +22,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from semsearch import onnx_backend
-from semsearch.embed import make_embedder, resolve_backend
-from semsearch.ray_engine import RayEmbedder
-
 from encode_speed import machine  # this script's folder is on sys.path
+
+from semsearch.embed import make_embedder, resolve_backend
+from semsearch.embed import onnx as onnx_backend
+from semsearch.embed.ray import RayEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "arxiv" / "abstracts.jsonl.gz"

@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 from semsearch import Index, SemsearchError
-from semsearch.index import build_records
+from semsearch.builder import build_records
 from semsearch.ingest import RawRecord
 
 ROOT = Path(__file__).resolve().parents[1]

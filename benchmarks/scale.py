@@ -3,14 +3,14 @@
 For each corpus size: build time, bytes in RAM (the serialised index), recall@10 against exact
 search for held-out queries (vectors not in the index), and warm single-query latency p50/p99
 on one thread, each structure at the smallest search effort reaching the target recall (tuned
-by semsearch.ann on the corpus, the way `build --index-type` does it).
+by semsearch.store.tune on the corpus, the way `build --index-type` does it).
 
 Vectors: real all-MiniLM-L6-v2 embeddings of ../shared/data/arxiv/abstracts.jsonl.gz (a .npy
 given with --vectors, in file order). Sizes beyond the real count are a synthetic extension:
 each extra vector is a random real vector plus isotropic Gaussian noise (sigma per dimension
 --sigma), re-normalised, so it sits near a real paper the way a related paper does.
 
-    PYTHONPATH=. python benchmarks/scale.py --vectors /tmp/emb/arxiv.npy --sizes 10000,all,100000,1000000
+    PYTHONPATH=. python benchmarks/scale.py --vectors CACHE/bench/arxiv.npy --sizes 10000,all,100000,1000000
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def latency_ms(index, queries: np.ndarray) -> tuple[float, float]:
 def main() -> None:
     import faiss
 
-    from semsearch.ann import build_vector_index
+    from semsearch.store.tune import build_vector_index
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vectors", required=True, help=".npy of real embeddings, float32 (n, dim)")
@@ -98,7 +98,7 @@ def main() -> None:
             build_s = time.perf_counter() - t
             _, found = index.search(queries, 10)
             recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)])
-            mib = faiss.serialize_index(index).nbytes / 2**20
+            mib = index.nbytes() / 2**20
             p50, p99 = latency_ms(index, queries)
             flat_p50 = flat_p50 or (p50 if kind == "flat" else None)
             ratio = f"{p50 / flat_p50:.3f}" if flat_p50 else ""
@@ -106,12 +106,12 @@ def main() -> None:
             print(f"{n:>9} {kind:>8} {params:>16} {recall:9.4f} {mib:8.1f} {build_s:8.1f} {p50:7.2f} {p99:7.2f} {ratio:>11}",
                   flush=True)
             if args.sweep and choice.params:
-                from semsearch.ann import _EF_SEARCH, _NPROBES, set_search_params
+                from semsearch.store.tune import _EF_SEARCH, _NPROBES
 
                 name, values = next(iter(choice.params)), None
                 values = _NPROBES if name == "nprobe" else _EF_SEARCH
                 for v in values:
-                    set_search_params(index, {name: v})
+                    index.set_params({name: v})
                     _, found = index.search(queries, 10)
                     r = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)])
                     p50, p99 = latency_ms(index, queries)

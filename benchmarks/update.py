@@ -13,7 +13,7 @@ is the base. The base index is built once (cold: every text embedded; its embedd
 Each step runs as its own `semsearch` process; peak RSS comes from wait4 of that process.
 
     PYTHONPATH=. python benchmarks/update.py --data ../shared/data/arxiv/abstracts.jsonl.gz \
-        --new 1000 --work /tmp/update-bench
+        --new 1000 --work upd-bench
 """
 
 from __future__ import annotations

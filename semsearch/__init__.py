@@ -1,7 +1,12 @@
-"""semsearch: local, offline semantic search over scientific paper abstracts."""
+"""semsearch: local, offline semantic search over scientific paper abstracts.
 
-__version__ = "0.1.0"
+The public surface is re-exported here; the stages live in ingest/ -> records.py -> embed/ ->
+store/ -> builder.py, update.py -> results.py, themes.py, query.py -> cli.py (see README,
+"How the code is laid out").
+"""
 
+from .builder import BuildSummary, build  # noqa: E402
+from .embed import Embedder  # noqa: E402
 from .errors import (  # noqa: E402
     CorpusError,
     IndexFormatError,
@@ -10,13 +15,16 @@ from .errors import (  # noqa: E402
     QueryError,
     SemsearchError,
 )
-from .index import BuildSummary, add, build, remove  # noqa: E402
-from .query import Excluded, Filters, Hit, Hits, Index, Neighbours, Papers  # noqa: E402
+from .query import Filters, Index  # noqa: E402
 from .records import Paper  # noqa: E402
+from .results import Excluded, Hit, Hits, Neighbours, Papers, Theme, ThemeGroups, ThemeMember  # noqa: E402
+from .update import add, remove  # noqa: E402
+from .version import __version__  # noqa: E402
 
 __all__ = [
     "BuildSummary",
     "CorpusError",
+    "Embedder",
     "Excluded",
     "Filters",
     "Hit",
@@ -30,6 +38,9 @@ __all__ = [
     "Papers",
     "QueryError",
     "SemsearchError",
+    "Theme",
+    "ThemeGroups",
+    "ThemeMember",
     "__version__",
     "add",
     "build",

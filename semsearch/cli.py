@@ -15,11 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import SemsearchError
-from .index import DEFAULT_INDEX
-from .target import DEFAULT_WAIT
+from .store.target import DEFAULT_INDEX, DEFAULT_WAIT
 
 app = typer.Typer(
-    help="Semantic search over scientific paper abstracts, offline. Scores are cosine similarity.",
+    help="Semantic search over scientific paper abstracts, offline. Scores: cosine (dense), BM25 (lexical) or "
+    "fused (hybrid, the default); higher is better.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -157,7 +157,7 @@ def build(
 
     Example: semsearch build corpus/ --index indexes/default
     """
-    from .index import build as build_index
+    from .builder import build as build_index
     from .ingest import parse_columns
 
     s = build_index(
@@ -224,8 +224,8 @@ def add(
 
     Example: semsearch add new-papers.bib --index indexes/default
     """
-    from .index import add as add_papers
     from .ingest import parse_columns
+    from .update import add as add_papers
 
     s = add_papers(paths, index, progress=not as_json, columns=parse_columns(columns), wait=wait)
     _emit_summary(s, as_json)
@@ -243,7 +243,7 @@ def remove(
 
     Example: semsearch remove 2407.21783 --index indexes/default
     """
-    from .index import remove as remove_papers
+    from .update import remove as remove_papers
 
     d = remove_papers(ids, index, wait=wait).as_dict()
     _emit(d, as_json, lambda: f"removed {', '.join(d['removed'])}; {d['papers']} papers left in {d['index']} "
@@ -271,21 +271,33 @@ def search(
 
     Example: semsearch search "how do I shard embedding tables?" -k 5 --year-from 2021
     """
-    from .query import Index
+    from .query import MATCH_COSINE, Index
 
     filters = _filters(year_from, year_to, source, category, author)
     with Index.open(index, model=model) as idx:
         hits = idx.search(query, k, mode=mode, filters=filters, diverse=diverse)
     if fmt:
         return _export([h.paper for h in hits], fmt)
+    if hits.match is False and not as_json:
+        err.print(f"no close match: the best paper's cosine with the query is below {MATCH_COSINE:g}, the bar of a "
+                  "real match (README, Scores)" if hits else "no results", soft_wrap=True)
     _emit(hits.as_dicts(), as_json, lambda: _hits_table(hits))
 
 
 @app.command()
 @_fails_cleanly
 def similar(
-    ref: Annotated[Optional[str], typer.Argument(help="Paper id, arXiv id or title.")] = None,
+    ref: Annotated[
+        Optional[list[str]], typer.Argument(help="Paper id, arXiv id or title; several for papers like all of them.")
+    ] = None,
     text: Annotated[Optional[str], typer.Option("--text", help="A pasted abstract instead of REF.")] = None,
+    facet: Annotated[
+        Optional[str],
+        typer.Option("--facet", help="background | method | result: compare the sentences playing that role."),
+    ] = None,
+    unlike: Annotated[
+        Optional[list[str]], typer.Option("--unlike", help="A paper to steer away from (repeat); needs REF.")
+    ] = None,
     k: KOpt = 10,
     index: IndexOpt = DEFAULT_INDEX,
     year_from: YearFromOpt = None,
@@ -297,25 +309,29 @@ def similar(
     fmt: FormatOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Papers most like a given paper, or like a pasted abstract (--text).
+    """Papers most like a given paper, like several (--unlike others), or like a pasted abstract (--text).
 
-    The paper itself is left out, and so is a paper the --text is near-verbatim of; each one left
-    out is named on stderr (in "excluded" with --json).
+    One paper: ranked by its sentences and whole abstract (--facet: only the sentences playing that
+    role). Several papers, or --unlike: ranked by a linear SVM fitted to them, as arXiv-sanity does.
+    The papers given are left out, and so is a paper the --text is near-verbatim of; each one left
+    out is named on stderr (in "excluded" with --json), and so is any fallback (in "notes").
 
-    Example: semsearch similar "AutoShard" -k 5
+    Example: semsearch similar "AutoShard" "FlexShard" --unlike "Llama 3" -k 5
     """
     from .query import Index
 
     with Index.open(index) as idx:
         hits = idx.similar(ref, k, text=text, filters=_filters(year_from, year_to, source, category, author),
-                           diverse=diverse)
+                           diverse=diverse, facet=facet, unlike=unlike or ())
     if fmt:
         return _export([h.paper for h in hits], fmt)
     if not as_json:
         for e in hits.excluded:
             err.print(f"left out {e.id} ({e.paper.display_title(60)}): {e.reason}", soft_wrap=True)
-    _emit({"hits": hits.as_dicts(), "excluded": [e.as_dict() for e in hits.excluded]}, as_json,
-          lambda: _hits_table(hits))
+        for note in hits.notes:
+            err.print(f"note: {note}", soft_wrap=True)
+    _emit({"hits": hits.as_dicts(), "excluded": [e.as_dict() for e in hits.excluded], "notes": list(hits.notes)},
+          as_json, lambda: _hits_table(hits))
 
 
 @app.command()
@@ -328,6 +344,8 @@ def themes(
     n: Annotated[Optional[int], typer.Option("--n", help="Number of discovered themes (default: automatic).")] = None,
     query: Annotated[Optional[str], typer.Option("--query", "-q", help="Group only this query's results.")] = None,
     k: Annotated[int, typer.Option("-k", help="With --query: how many results to group.")] = 50,
+    explain: Annotated[bool, typer.Option("--explain", help="Named themes: each paper's theme scores, "
+                                          "boundaries and why it is in or out.")] = False,
     index: IndexOpt = DEFAULT_INDEX,
     year_from: YearFromOpt = None,
     year_to: YearToOpt = None,
@@ -344,13 +362,22 @@ def themes(
 
     if bool(theme) == auto:
         raise QueryError("name themes with --theme, or use --auto to discover them (not both)")
+    if explain and auto:
+        raise QueryError("--explain is for named themes (--theme)")
     filters = _filters(year_from, year_to, source, category)
     with Index.open(index) as idx:
         if auto:
             groups = idx.discover_themes(n, query=query, k=k, filters=filters)
         else:
             groups = idx.themes(theme, query=query, k=k, filters=filters)
-    _emit(groups.as_dict(), as_json, lambda: _themes_table(groups))
+    d = groups.as_dict()
+    if explain:
+        d["explain"] = {p.id: groups.explain(p.id) for p in groups.papers}
+        if not as_json:
+            for p in groups.papers:
+                out.print(f"{p.id} {p.display_title(60)}: " + "; ".join(
+                    f"{r['theme']} {r['reason']}" for r in d["explain"][p.id]), soft_wrap=True)
+    _emit(d, as_json, lambda: _themes_table(groups))
 
 
 def _themes_table(groups) -> Table:

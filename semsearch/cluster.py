@@ -1,4 +1,4 @@
-"""Discovered themes: k-means on paper vectors, k chosen by silhouette, clusters named by c-TF-IDF."""
+"""Discovered themes: k-means on smoothed paper vectors, k by kNN-graph modularity, named by distinctive phrases."""
 
 from __future__ import annotations
 
@@ -14,10 +14,18 @@ if TYPE_CHECKING:
 
 #: k-means restarts per candidate k (best inertia kept); fixed so results depend on random_state only.
 N_INIT = 3
-#: The silhouette is computed on at most this many papers (drawn with random_state): its cost is quadratic.
-SILHOUETTE_SAMPLE = 2000
+#: Each paper's vector is averaged with those of its nearest neighbours before clustering (at most
+#: this many, and n // 10): a denoising step measured in benchmarks/clustering.py.
+NEIGHBOURS = 10
+#: Above this many papers, k-means runs on a random sample of this size (drawn with random_state)
+#: and every paper then joins its nearest theme centre: the cost stays flat on large corpora.
+FIT_SAMPLE = 8000
+#: Candidate numbers of themes are compared on k-means of at most this many (sampled) papers.
+SCAN_SAMPLE = 3000
 #: Terms of `words_` joined into a theme's name.
 NAME_TERMS = 3
+#: A label term is used by at least this share of its theme's papers (and at least 2).
+MIN_SHARE = 0.05
 #: Longest phrase (in words) that can name a theme ("large language models").
 MAX_PHRASE = 3
 #: A phrase replaces the shorter terms it contains already chosen for a label when it holds at
@@ -32,6 +40,10 @@ GENERIC_WORDS = frozenset(
     present presents problem problems introduce introduces experiments state-of-the-art
     demonstrate demonstrates existing using use used based approach approaches paper new novel work
     achieve achieves
+    limited analysis compared compare applying apply applied discussion discuss leverage leverages
+    effective effectively technique techniques significant significantly improve improves improved
+    improvement show shows provide provides various different including challenge challenges
+    prove proves proved extensive extensively
     """.split()
 )
 
@@ -96,19 +108,34 @@ def label_clusters(
     k = max((int(c) for c in labels), default=-1) + 1
     stop = _stop_words() if stop_words is None else frozenset(stop_words)
     per_cluster: list[Counter[str]] = [Counter() for _ in range(k)]
+    sizes = Counter(int(c) for c in labels)
     for text, c in zip(texts, labels):
         per_cluster[int(c)].update(terms(text, stop))
     total: Counter[str] = Counter()
     for counts in per_cluster:
         total.update(counts)
-    mean_terms = sum(total.values()) / max(k, 1)
-    return [_top_terms(counts, total, mean_terms, n_words) for counts in per_cluster]
+    n = len(texts)
+    return [_top_terms(counts, total, sizes[c], n, n_words) for c, counts in enumerate(per_cluster)]
 
 
-def _top_terms(counts: Counter[str], total: Counter[str], mean_terms: float, n_words: int) -> list[str]:
-    ranked = sorted(counts, key=lambda t: (-counts[t] * math.log(1 + mean_terms / total[t]), t))
+def _top_terms(counts: Counter[str], total: Counter[str], size: int, n: int, n_words: int) -> list[str]:
+    """Terms ranked by p_in * log(p_in / p_all): frequent in the cluster and rarer in the corpus.
+
+    A word common everywhere ("model" in a corpus of machine-learning papers) scores near zero
+    however often the cluster uses it: corpus-level stop words without a list.
+    """
+    def weight(t: str) -> float:
+        p_in, p_all = counts[t] / max(size, 1), total[t] / max(n, 1)
+        return p_in * math.log(p_in / p_all) if p_in > p_all else 0.0
+
+    least = max(2, math.ceil(MIN_SHARE * size)) if size > 3 else 1
+    ranked = sorted((t for t in counts if counts[t] >= least), key=lambda t: (-weight(t), t))
     chosen: list[str] = []
     for term in ranked:
+        if weight(term) <= 0:
+            break
+        if any(_acronym(term, c) or _acronym(c, term) for c in chosen):
+            continue
         keys = {_fold(w) for w in term.split()}
         clash = [i for i, c in enumerate(chosen) if keys & {_fold(w) for w in c.split()}]
         if not clash:
@@ -120,6 +147,15 @@ def _top_terms(counts: Counter[str], total: Counter[str], mean_terms: float, n_w
             for i in reversed(clash[1:]):
                 del chosen[i]
     return chosen
+
+
+def _acronym(term: str, phrase: str) -> bool:
+    """`llms` / `llm` for `large language models`."""
+    words = phrase.split()
+    initials = "".join(w[0] for w in words)
+    bare = term[:-1] if term.endswith("s") else term
+    # "llms" also for "language models" when "large" was kept apart
+    return len(words) > 1 and " " not in term and (bare == initials or bare.endswith(initials))
 
 
 def _fold(word: str) -> str:
@@ -136,8 +172,9 @@ class AutoThemes:
 
     Clustering runs on the vectors minus their mean, re-normalised (sentence embeddings share a
     common direction that hides topic structure); with `n_themes=None`, k is the candidate in
-    `min_themes..min(max_themes, sqrt(n))` whose k-means solution has the highest mean silhouette
-    (cosine, on at most SILHOUETTE_SAMPLE papers; ties go to the smaller k). Fewer than 3 papers are one
+    `min_themes..min(max_themes, sqrt(n))` whose k-means solution has the highest modularity on the
+    papers' k-nearest-neighbour graph (NEIGHBOURS; on at most SCAN_SAMPLE papers; ties go to the
+    smaller k). Vectors are first smoothed (each averaged with its NEIGHBOURS nearest). Fewer than 3 papers are one
     theme. See benchmarks/clustering.py for the criteria compared.
 
     Args:
@@ -145,7 +182,7 @@ class AutoThemes:
             distinct vectors.
         max_themes, min_themes: the range of k tried when choosing.
         n_words: terms kept per theme in `words_`.
-        random_state: seed of k-means and of the silhouette sample.
+        random_state: seed of k-means and of the samples.
 
     Learned attributes (after `fit`), themes ordered by size, largest first:
         labels_: (n,) int64, the theme of each paper.
@@ -154,13 +191,13 @@ class AutoThemes:
         scores_: (n,) float32, cosine of each paper to its theme's center.
         words_: k lists of terms (c-TF-IDF, see `label_clusters`).
         names_: k strings, the first NAME_TERMS terms joined by " · " (made unique).
-        selection_: {k: silhouette} of the candidates tried; empty when k was not chosen.
+        selection_: {k: modularity} of the candidates tried; empty when k was not chosen.
     """
 
     def __init__(
         self,
         n_themes: int | None = None,
-        max_themes: int = 30,
+        max_themes: int = 20,
         min_themes: int = 2,
         n_words: int = 4,
         random_state: int = 0,
@@ -189,15 +226,23 @@ class AutoThemes:
         centred = x - x.mean(axis=0)
         norms = np.linalg.norm(centred, axis=1, keepdims=True)
         centred = np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0)
-        distinct = len(np.unique(centred, axis=0))
+        rng = np.random.default_rng(self.random_state)
+        fit_rows = np.sort(rng.choice(n, FIT_SAMPLE, replace=False)) if n > FIT_SAMPLE else np.arange(n)
+        z = _smooth(centred[fit_rows], min(NEIGHBOURS, len(fit_rows) // 10))
+        distinct = len(np.unique(z, axis=0))
         self.selection_: dict[int, float] = {}
         if self.n_themes is not None:
-            labels = self._kmeans(centred, min(self.n_themes, distinct))
-        elif n < 3 or distinct < 2:
-            labels = np.zeros(n, dtype=np.int64)
+            labels = self._kmeans(z, min(self.n_themes, distinct))
+        elif len(z) < 3 or distinct < 2:
+            labels = np.zeros(len(z), dtype=np.int64)
         else:
-            labels = self._choose(centred, distinct)
-        self._learn(x, labels, texts)
+            labels = self._choose(z, distinct)
+        if len(fit_rows) < n:  # every paper joins the nearest centre of the sample's themes
+            k = int(labels.max()) + 1
+            sums = np.zeros((k, x.shape[1]), dtype=np.float64)
+            np.add.at(sums, labels, centred[fit_rows])
+            labels = (centred @ sums.T.astype(np.float32)).argmax(axis=1).astype(np.int64)
+        self._learn(x, labels, texts, fit_rows)
         return self
 
     def _validate(self, vectors, texts) -> "np.ndarray":
@@ -224,32 +269,46 @@ class AutoThemes:
 
         if k <= 1:
             return np.zeros(len(x), dtype=np.int64)
-        km = KMeans(n_clusters=k, n_init=N_INIT, random_state=self.random_state).fit(x)
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from threadpoolctl import threadpool_limits
+
+        # one thread: on these sizes (<= FIT_SAMPLE x dim) thread start-up and contention cost more
+        # than they save (3,000 x 384, k = 9: 1.06 s with the default threads, 0.18 s with one, on
+        # a 2-core machine shared with other jobs); the result is the same
+        with warnings.catch_warnings(), threadpool_limits(1):
+            # k above the number of distinct points: fewer clusters, said by n_themes_
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            km = KMeans(n_clusters=k, n_init=N_INIT, random_state=self.random_state).fit(x)
         return km.labels_.astype(np.int64)
 
     def _choose(self, x: "np.ndarray", distinct: int) -> "np.ndarray":
         import numpy as np
-        from sklearn.metrics import silhouette_score
 
         n = len(x)
         rng = np.random.default_rng(self.random_state)
-        sample = np.sort(rng.choice(n, SILHOUETTE_SAMPLE, replace=False)) if n > SILHOUETTE_SAMPLE else np.arange(n)
-        # the silhouette needs 2 <= k <= samples - 1
-        # at most sqrt(n) themes: on small corpora the silhouette otherwise prefers many pairs
-        high = min(self.max_themes, distinct, len(sample) - 1, max(self.min_themes, int(n**0.5)))
+        # candidates are clustered on SCAN_SAMPLE papers; only the chosen k is clustered on all
+        scan = np.sort(rng.choice(n, SCAN_SAMPLE, replace=False)) if n > SCAN_SAMPLE else np.arange(n)
+        xs = x[scan]
+        rows, cols = _knn_graph(xs, max(1, min(NEIGHBOURS, len(xs) // 10)))
+        # at most sqrt(n) themes: on small corpora every criterion otherwise prefers many pairs
+        high = min(self.max_themes, distinct, len(xs) - 1, max(self.min_themes, int(n**0.5)))
         low = min(self.min_themes, high)
-        best, best_labels = -2.0, None
+        best, best_k, best_labels = -2.0, None, None
         for k in range(low, high + 1):
-            labels = self._kmeans(x, k)
-            if len(np.unique(labels[sample])) < 2:
+            labels = self._kmeans(xs, k)
+            if len(np.unique(labels)) < 2:
                 continue
-            score = float(silhouette_score(x[sample], labels[sample], metric="cosine"))
+            score = _modularity(rows, cols, labels)
             self.selection_[k] = score
             if score > best:
-                best, best_labels = score, labels
-        return best_labels if best_labels is not None else np.zeros(n, dtype=np.int64)
+                best, best_k, best_labels = score, k, labels
+        if best_k is None:
+            return np.zeros(n, dtype=np.int64)
+        return best_labels if len(scan) == n else self._kmeans(x, best_k)
 
-    def _learn(self, x: "np.ndarray", labels: "np.ndarray", texts: Sequence[str]) -> None:
+    def _learn(self, x: "np.ndarray", labels: "np.ndarray", texts: Sequence[str], label_rows: "np.ndarray") -> None:
         import numpy as np
 
         # themes ordered by size (largest first), ties by first paper, so numbering is stable
@@ -266,8 +325,47 @@ class AutoThemes:
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         self.centers_ = np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0).astype(np.float32)
         self.scores_ = np.einsum("ij,ij->i", x, self.centers_[self.labels_]).astype(np.float32)
-        self.words_ = label_clusters(texts, self.labels_.tolist(), self.n_words)
+        # words from the sampled papers only: reading every text costs more than the clustering
+        self.words_ = label_clusters([texts[i] for i in label_rows], self.labels_[label_rows].tolist(), self.n_words)
+        self.words_ += [[] for _ in range(self.n_themes_ - len(self.words_))]
         self.names_ = _unique([" · ".join(w[:NAME_TERMS]) or f"theme {i + 1}" for i, w in enumerate(self.words_)])
+
+
+def _knn_graph(x: "np.ndarray", neighbours: int) -> tuple["np.ndarray", "np.ndarray"]:
+    """Edges (rows, cols) of the symmetric k-nearest-neighbour graph (cosine), each listed both ways."""
+    import numpy as np
+
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    near = np.argpartition(-sims, neighbours - 1, axis=1)[:, :neighbours]
+    pairs = {(int(i), int(j)) if i < j else (int(j), int(i)) for i, row in enumerate(near) for j in row if i != j}
+    edges = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+    return np.concatenate([edges[:, 0], edges[:, 1]]), np.concatenate([edges[:, 1], edges[:, 0]])
+
+
+def _modularity(rows: "np.ndarray", cols: "np.ndarray", labels: "np.ndarray") -> float:
+    """Newman's modularity of a partition of an unweighted graph given as directed edge lists."""
+    import numpy as np
+
+    m2 = len(rows)
+    if m2 == 0:
+        return 0.0
+    within = np.bincount(labels[rows][labels[rows] == labels[cols]], minlength=labels.max() + 1)
+    degree = np.bincount(labels[rows], minlength=labels.max() + 1)
+    return float((within / m2 - (degree / m2) ** 2).sum())
+
+
+def _smooth(x: "np.ndarray", neighbours: int) -> "np.ndarray":
+    """Each row averaged with its `neighbours` nearest rows (cosine), re-normalised."""
+    import numpy as np
+
+    if neighbours < 1:
+        return x
+    sims = x @ x.T
+    near = np.argpartition(-sims, neighbours, axis=1)[:, : neighbours + 1]
+    z = x[near].mean(axis=1)
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    return np.divide(z, norms, out=np.zeros_like(z), where=norms > 0)
 
 
 def _unique(names: list[str]) -> list[str]:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from .errors import FetchError
 from .fetch import arxiv, openalex
-from .index import rewrite
 from .provenance import FIELDS, enriched_source, paper_doi
 from .records import Paper
-from .target import DEFAULT_WAIT
+from .store.target import DEFAULT_WAIT
+from .update import rewrite
 
 
 @dataclass

@@ -145,7 +145,7 @@ def evaluate(
     import tempfile
     import time
 
-    from .index import build_records
+    from .builder import build_records
     from .query import DEFAULT_MODE, Index
 
     start = time.perf_counter()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 from . import Filters, SemsearchError, __version__
-from .serve.limits import MAX_FILTER_VALUES, MAX_K, MAX_QUERY_CHARS, MAX_TEXT_CHARS, MAX_THEME_K, MAX_THEMES
+from .serve.limits import MAX_FILTER_VALUES, MAX_K, MAX_QUERY_CHARS, MAX_REFS, MAX_TEXT_CHARS, MAX_THEME_K, MAX_THEMES
 
 INSTRUCTIONS = (
     "Semantic search over a local index of scientific paper abstracts. `search` finds papers for a question; "
@@ -37,8 +37,9 @@ def create_server(index: str | Path, *, embedder=None):
         raise SemsearchError("semsearch mcp needs the mcp package (2.x): pip install 'semsearch[serve]'") from None
     from pydantic import Field
 
-    from .serve.calls import group
+    from .serve import calls
     from .serve.live import LiveIndex
+    from .serve.models import SimilarParams
 
     live = LiveIndex(index, embedder=embedder)
     server = MCPServer("semsearch", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
@@ -77,15 +78,23 @@ def create_server(index: str | Path, *, embedder=None):
 
     @server.tool(annotations=read_only)
     def similar(
-        ref: Annotated[Optional[Query], Field(description="a paper's id, arXiv id or title")] = None,
+        refs: Annotated[Optional[list[Query]], Field(
+            max_length=MAX_REFS, description="papers (id, arXiv id or title) to find papers like; with several, "
+            "or with unlike, a linear SVM fitted to them ranks the rest")] = None,
         text: Annotated[Optional[str], Field(min_length=1, max_length=MAX_TEXT_CHARS,
-                                             description="a pasted abstract, instead of ref")] = None,
+                                             description="a pasted abstract, instead of refs")] = None,
+        unlike: Annotated[Optional[list[Query]], Field(max_length=MAX_REFS,
+                                                     description="papers to steer away from; needs refs")] = None,
+        facet: Annotated[Optional[Literal["background", "method", "result"]], Field(
+            description="compare only the sentences playing this role (one ref); slow the first time")] = None,
         k: K = 10,
     ) -> str:
-        """Papers most like a given paper (ref) or like a pasted abstract (text), by cosine similarity.
-        The paper itself, and a paper the text is a copy of, are left out and named."""
-        hits = answer(lambda idx: idx.similar(ref, k, text=text))
+        """Papers most like one or several papers (refs), unlike others, or like a pasted abstract (text).
+        The papers given, and a paper the text is a copy of, are left out and named."""
+        params = SimilarParams(ref=refs or [], text=text, unlike=unlike or [], facet=facet, k=k)
+        hits = answer(lambda idx: calls.similar(idx, params))
         lines = [f"left out {e.id} ({e.paper.display_title(60)}): {e.reason}" for e in hits.excluded]
+        lines += [f"note: {note}" for note in hits.notes]
         return format_hits(hits, f"{len(hits)} papers {hits.query}", lines)
 
     @server.tool(annotations=read_only)
@@ -99,7 +108,7 @@ def create_server(index: str | Path, *, embedder=None):
     ) -> str:
         """Group the corpus, or a query's top k results, into themes you name (a paper may fit several) or
         that are discovered by clustering. Lists each theme's papers (id, score, title) and the unassigned."""
-        groups = answer(lambda idx: group(idx, themes or [], auto, n, query, k, None, None))
+        groups = answer(lambda idx: calls.group(idx, themes or [], auto, n, query, k, None, None))
         return format_themes(groups)
 
     @server.tool(annotations=read_only)
@@ -113,6 +122,8 @@ def create_server(index: str | Path, *, embedder=None):
 
 def format_hits(hits, heading: str, notes=()) -> str:
     lines = [heading + f" (score: {hits.score_kind}, higher is better)", *notes]
+    if hits.match is False:
+        lines.append("no close match: the best paper's cosine with the query is below the bar of a real match")
     for h in hits:
         p = h.paper
         meta = "; ".join(x for x in (str(p.year or "no date"), _authors(p.authors)) if x)

@@ -10,35 +10,42 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from . import lexical
-from .ann import search_params, supports_selector
-from .embed import Embedder, query_embedder_for
+from . import embed, fusion
+from .embed import Embedder, paper_text
 from .errors import ModelMismatch, QueryError
-from .index import DEFAULT_INDEX, Manifest, PaperStore, disk_usage, read_vectors, recover
-from .ingest import MIN_ABSTRACT_WORDS, normalize_arxiv_id
-from .provenance import field_sources, paper_url
+from .ingest import MIN_ABSTRACT_WORDS, maybe_arxiv
 from .records import Paper, containment, shingles, words
-from .tables import dataframe, html_table
-from .themes import ThemeGroups, ThemeSpec, group_discovered, group_named
+from .results import Excluded, Hit, Hits, Neighbours, Papers
+from .store import lexical
+from .store.directory import read_vectors, recover
+from .store.manifest import Manifest, disk_usage
+from .store.papers import PaperStore
+from .store.target import DEFAULT_INDEX
+from .store.vectors import VectorIndex
+from .themes import ThemeGroups, ThemeSpec, evidence_from, group_discovered, group_named
+
+FACETS = ("background", "method", "result")  # semsearch.facets.FACETS, without importing it at start-up
+#: `similar` with one reference and no facet re-ranks by all its sentences (facets.ALL_DOC_WEIGHT)
+#: when True. False: on CSFCube it gains +0.007 NDCG@20 and loses 0.007 MAP against plain cosine,
+#: while the first call on a 75k-paper index embeds the candidates' sentences for 12-23 s
+#: (docs/benchmarks.md); sentence matching stays for `--facet`.
+FACET_BY_DEFAULT = False
 
 if TYPE_CHECKING:
     import numpy as np
 
-HIT_COLUMNS = ("rank", "score", "id", "title", "arxiv_id", "date", "abstract")
 MODES = ("dense", "lexical", "hybrid")
-#: Chosen by nDCG@10 on SciFact (benchmarks/retrieval.py, docs/benchmarks.md).
+#: Chosen on SciFact and descriptive queries (benchmarks/retrieval.py, docs/benchmarks.md).
 DEFAULT_MODE = "hybrid"
-#: Hybrid = ALPHA * min-max(cosine) + (1 - ALPHA) * min-max(BM25) over both channels' candidates;
-#: chosen among RRF (k=60) and ALPHA in {0.3, 0.5, 0.7} by nDCG@10 on SciFact (docs/benchmarks.md).
+#: Hybrid = cosine + fusion.LEXICAL_WEIGHT * BM25 / the query's IDF mass (semsearch.fusion).
+#: ALPHA is the old min-max fusion's weight, kept for `fuse` and the benchmark's comparison.
 ALPHA = 0.5
 #: Reciprocal-rank fusion constant (Cormack et al. 2009), for `rrf`, the measured alternative.
 RRF_K = 60
 #: Candidates taken from each channel before fusion or diversity re-ranking.
 CANDIDATES = 100
-#: Filtered queries on an approximate index search up to this many allowed papers exactly.
-EXACT_FILTER_MAX = 50_000
 #: MMR trade-off: 1 = relevance only, 0 = diversity only.
 MMR_LAMBDA = 0.7
 SCORE_KINDS = {"dense": "cosine", "lexical": "bm25", "hybrid": "fused"}
@@ -54,134 +61,19 @@ TITLE_MATCH = 0.85
 TEXT_VERSION_CONTAINMENT = 0.6
 #: Papers checked for being a version of a pasted text: the best BM25 matches of its words.
 TEXT_VERSION_CANDIDATES = 20
-PAPER_COLUMNS = ("id", "title", "arxiv_id", "date", "sources", "versions")
-
-
-@dataclass(frozen=True)
-class Neighbours:
-    """Array-level search result.
-
-    rows: int64 array (n_queries, k) of index rows, -1 where fewer than k exist.
-    scores: float32 array (n_queries, k), cosine similarity, descending along each row.
-    """
-
-    rows: "np.ndarray"
-    scores: "np.ndarray"
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One ranked paper. `score` is the cosine similarity of query and paper (higher is better)."""
-
-    rank: int
-    score: float
-    paper: Paper
-    score_kind: str = "cosine"
-
-    @property
-    def id(self) -> str:
-        return self.paper.id
-
-    @property
-    def title(self) -> str | None:
-        return self.paper.title
-
-    def as_dict(self) -> dict:
-        p = self.paper
-        return {
-            "rank": self.rank,
-            "score": round(self.score, 6),
-            "score_kind": self.score_kind,
-            "id": p.id,
-            "title": p.title,
-            "display_title": p.display_title(),
-            "arxiv_id": p.arxiv_id,
-            "date": p.date,
-            "authors": list(p.authors),
-            "url": paper_url(p),
-            "abstract": p.abstract,
-            "versions": len(p.versions),
-            "sources": list(p.sources),
-        }
-
-
-@dataclass(frozen=True)
-class Excluded:
-    """A paper `similar` left out of its results, and why (`containment`: the 3-gram containment of
-    a pasted text and the paper's closest version, None when the paper was the reference)."""
-
-    paper: Paper
-    reason: str
-    containment: float | None = None
-
-    @property
-    def id(self) -> str:
-        return self.paper.id
-
-    def as_dict(self) -> dict:
-        p = self.paper
-        return {"id": p.id, "title": p.title, "display_title": p.display_title(), "reason": self.reason,
-                "containment": self.containment}
-
-
-class _Rows(Sequence):
-    """A read-only list of dataclass rows that shows as a table and converts to pandas."""
-
-    columns: tuple[str, ...] = ()
-    caption = ""
-
-    def __init__(self, items: Sequence):
-        self._items = tuple(items)
-
-    def __getitem__(self, i):
-        return self._items[i]
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self) -> Iterator:
-        return iter(self._items)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__}: {len(self)} rows>"
-
-    def as_dicts(self) -> list[dict]:
-        return [item.as_dict() for item in self._items]
-
-    def _table_rows(self) -> list[dict]:
-        rows = self.as_dicts()
-        for row in rows:
-            row["title"] = row.get("display_title") or row.get("title")
-        return rows
-
-    def to_pandas(self):
-        """A pandas DataFrame, one row per item (pandas imported lazily)."""
-        return dataframe(self.as_dicts(), list(self.as_dicts()[0]) if self._items else self.columns)
-
-    def _repr_html_(self) -> str:
-        return html_table(self._table_rows(), self.columns, self.caption)
-
-
-class Hits(_Rows):
-    """Ranked hits for one query, best first. `excluded`: papers `similar` left out, and why."""
-
-    columns = HIT_COLUMNS
-
-    def __init__(
-        self, items: Sequence[Hit], query: str = "", score_kind: str = "cosine", excluded: Sequence[Excluded] = ()
-    ):
-        super().__init__(items)
-        self.query = query
-        self.score_kind = score_kind
-        self.excluded = tuple(excluded)
-        self.caption = f"{len(items)} results for {query!r} (score = {SCORE_MEANING[score_kind]})"
-
 
 SCORE_MEANING = {
     "cosine": "cosine similarity, higher is better",
     "bm25": "BM25, higher is better",
-    "fused": f"{ALPHA:g} x min-max cosine + {1 - ALPHA:g} x min-max BM25 over the candidates, higher is better",
+    "fused": f"cosine + {fusion.LEXICAL_WEIGHT:g} x BM25 / the query's IDF mass, higher is better",
+    "svm": "decision value of a linear SVM fitted to the papers given, higher is better",
+    "facet": "blend of facet sentence max-sim and abstract cosine, higher is better",
 }
+#: A search hit is a real match when its cosine with the query reaches this, whatever the mode
+#: ranked by: chosen on dev queries as the best separation of queries whose best paper is judged
+#: relevant from queries against a corpus that cannot answer them; of the top-1 scores tried the
+#: cosine separates best (held-out AUC 0.996, fused 0.995, old min-max 0.882; docs/benchmarks.md).
+MATCH_COSINE = 0.40
 
 
 @dataclass(frozen=True)
@@ -293,37 +185,12 @@ def mmr(relevance: "np.ndarray", vectors: "np.ndarray", k: int, lam: float = MMR
     return chosen
 
 
-class Papers(_Rows):
-    """Papers of an index, in index order."""
-
-    columns = PAPER_COLUMNS
-
-    def as_dicts(self) -> list[dict]:
-        return [paper_dict(p) for p in self._items]
-
-
-def paper_dict(p: Paper) -> dict:
-    return {
-        "id": p.id,
-        "title": p.title,
-        "display_title": p.display_title(),
-        "arxiv_id": p.arxiv_id,
-        "aliases": [n for n in p.names if n not in (p.id, p.arxiv_id)],
-        "date": p.date,
-        "authors": list(p.authors),
-        "categories": list(p.categories),
-        "url": paper_url(p),
-        "field_sources": field_sources(p),
-        "sources": list(p.sources),
-        "versions": len(p.versions),
-        "abstract": p.abstract,
-    }
-
-
 class Index:
     """An index directory opened for queries. Use `Index.open(path)`."""
 
-    def __init__(self, path: Path, manifest: Manifest, vectors, store: PaperStore, embedder: Embedder | None):
+    def __init__(
+        self, path: Path, manifest: Manifest, vectors: VectorIndex, store: PaperStore, embedder: Embedder | None
+    ):
         self.path = path
         self.manifest = manifest
         self._vectors = vectors
@@ -350,7 +217,7 @@ class Index:
         recover(path)
         manifest = Manifest.read(path)
         if embedder is None and model is not None:
-            embedder = query_embedder_for(model, manifest.model_fingerprint)
+            embedder = embed.query_embedder_for(model, manifest.model_fingerprint)
         if embedder is not None:
             check_model(manifest, embedder)
         return cls(path, manifest, read_vectors(path, manifest), PaperStore(path), embedder)
@@ -362,7 +229,7 @@ class Index:
         """The query embedder: the model recorded in the manifest unless one was given, run by the
         lightest backend that reproduces the index's vectors (ONNX, without torch, when it can)."""
         if self._embedder is None:
-            embedder = query_embedder_for(self.manifest.model, self.manifest.model_fingerprint)
+            embedder = embed.query_embedder_for(self.manifest.model, self.manifest.model_fingerprint)
             check_model(self.manifest, embedder)
             self._embedder = embedder
         return self._embedder
@@ -392,8 +259,9 @@ class Index:
         Args:
             query: natural-language text.
             k: number of results; fewer only when fewer papers pass `filters`.
-            mode: "dense" (embeddings, cosine), "lexical" (BM25) or "hybrid" (reciprocal-rank
-                fusion of both); default DEFAULT_MODE.
+            mode: "dense" (embeddings, cosine), "lexical" (BM25) or "hybrid" (convex fusion of
+                both, see `fuse`: ALPHA x min-max cosine + (1 - ALPHA) x min-max BM25); default
+                DEFAULT_MODE.
             filters: restrict to papers by year, source or category before ranking.
             diverse: re-rank the candidates by maximal marginal relevance (MMR_LAMBDA).
         Raises:
@@ -412,13 +280,14 @@ class Index:
     ) -> list[Hits]:
         """`search` for many queries (one embedding call, one FAISS call)."""
         mode = self._mode(mode)
-        ranked = self._rank(queries, k, mode, filters, diverse)
-        return [self._hits(r, q, SCORE_KINDS[mode]) for r, q in zip(ranked, queries)]
+        ranked, vectors = self._rank(queries, k, mode, filters, diverse)
+        return [self._hits(r, q, SCORE_KINDS[mode], query_vector=None if vectors is None else v)
+                for r, q, v in zip(ranked, queries, vectors if vectors is not None else [None] * len(queries))]
 
     def _rank(
         self, queries: Sequence[str], k: int, mode: str, filters: Filters | None, diverse: bool
-    ) -> list[list[tuple[int, float]]]:
-        """Per query, up to k (row, score) best first."""
+    ) -> tuple[list[list[tuple[int, float]]], "np.ndarray | None"]:
+        """Per query, up to k (row, score) best first; and the query vectors (None in lexical mode)."""
         _check_k(k)
         for q in queries:
             _check_text(q)
@@ -432,12 +301,17 @@ class Index:
             if dense is not None:
                 ranked = [(int(r), float(sc)) for r, sc in zip(dense.rows[i], dense.scores[i]) if r >= 0]
             if mode != "dense":
-                lex = lexical.search(self._store.connection, q, n, rows)
-                ranked = lex if mode == "lexical" else fuse(ranked, lex)
+                weights = lexical.WEIGHTS if mode == "lexical" else fusion.TITLE_WEIGHTS
+                lex = lexical.search(self._store.connection, q, n, rows, weights)
+                if mode == "lexical":
+                    ranked = lex
+                else:
+                    con = self._store.connection
+                    ranked = fusion.hybrid(con, q, vectors[i], ranked, lex, self.vectors)
             if diverse:
                 ranked = self._diversify(vectors[i], ranked, k)
             results.append(ranked[:k])
-        return results
+        return results, vectors
 
     def search_vectors(
         self, vectors: "np.ndarray", k: int = 10, *, rows: Sequence[int] | None = None, exclude: Sequence[int] = ()
@@ -457,54 +331,8 @@ class Index:
             raise QueryError(f"query vectors must have shape (n, {self.manifest.dim}), got {vectors.shape}")
         if rows is None and self._retired:  # a filter's rows are live already
             exclude = list(exclude) + self._retired
-        return self._search(vectors, k, rows, exclude)
-
-    def _search(self, vectors: "np.ndarray", k: int, rows: Sequence[int] | None, exclude: Sequence[int]) -> Neighbours:
-        import faiss
-        import numpy as np
-
-        approximate = self.manifest.index_type != "flat"
-        if rows is not None and approximate and (len(rows) <= EXACT_FILTER_MAX or not supports_selector(self._vectors)):
-            return self._exact(vectors, k, rows, exclude)
-        if not supports_selector(self._vectors) and len(exclude):
-            found = self._search(vectors, k + len(exclude), rows, ())  # then drop the excluded
-            return _drop(found, set(int(e) for e in exclude), k)
-        keep = []  # FAISS selectors hold raw pointers: keep their arrays alive during search
-        selector = None
-        if rows is not None:
-            keep.append(np.asarray(rows, dtype=np.int64))
-            selector = faiss.IDSelectorBatch(keep[-1])
-        if len(exclude):
-            keep.append(np.asarray(exclude, dtype=np.int64))
-            keep.append(faiss.IDSelectorBatch(keep[-1]))
-            not_excluded = faiss.IDSelectorNot(keep[-1])
-            keep.append(not_excluded)
-            if selector is None:
-                selector = not_excluded
-            else:
-                keep.append(selector)
-                selector = faiss.IDSelectorAnd(selector, not_excluded)
-        params = search_params(self._vectors, self.manifest.index_params, selector)
-        kk = min(k, max(self.manifest.count, 1))
-        scores, found = self._vectors.search(vectors, kk, params=params)
-        if rows is not None and (found < 0).any() and len(rows) - len(exclude) > (found >= 0).sum(axis=1).min():
-            return self._exact(vectors, k, rows, exclude)  # an approximate structure lost some: be exact
+        scores, found = self._vectors.search(vectors, min(k, max(self.manifest.count, 1)), allowed=rows, exclude=exclude)
         return Neighbours(rows=found, scores=scores)
-
-    def _exact(self, vectors: "np.ndarray", k: int, rows: Sequence[int], exclude: Sequence[int]) -> Neighbours:
-        """Brute-force search over the stored vectors of `rows` (filtered queries on approximate indexes)."""
-        import numpy as np
-
-        rows = np.setdiff1d(np.asarray(rows, dtype=np.int64), np.asarray(exclude, dtype=np.int64))
-        kk = min(k, len(rows))
-        out_rows = np.full((len(vectors), k), -1, dtype=np.int64)
-        out_scores = np.full((len(vectors), k), -np.inf, dtype=np.float32)
-        if kk:
-            sims = vectors @ self.vectors(rows).T
-            top = np.argsort(-sims, axis=1, kind="stable")[:, :kk]
-            out_rows[:, :kk] = rows[top]
-            out_scores[:, :kk] = np.take_along_axis(sims, top, axis=1)
-        return Neighbours(rows=out_rows[:, : max(kk, 1)], scores=out_scores[:, : max(kk, 1)])
 
     def _mode(self, mode: str | None) -> str:
         mode = mode or DEFAULT_MODE
@@ -523,11 +351,25 @@ class Index:
 
     def vectors(self, rows: Sequence[int]) -> "np.ndarray":
         """(len(rows), dim) float32 stored vectors of index rows."""
-        import numpy as np
+        return self._vectors.reconstruct(rows)
 
-        if not len(rows):
-            return np.zeros((0, self.manifest.dim), dtype=np.float32)
-        return np.vstack([self._vectors.reconstruct(int(r)) for r in rows]).astype(np.float32)
+    def embeddings(self, ids: Sequence[str] | None = None) -> tuple[list[str], "np.ndarray"]:
+        """Papers' ids and stored vectors, for analysis of your own (UMAP, clustering, ...).
+
+        Args:
+            ids: paper references (id, arXiv id, an alias or a title, as `similar` takes them);
+                None = every paper, in index order.
+        Returns:
+            (ids, vectors): the papers' ids and a (len(ids), dim) float32 array, L2-normalised
+            (decoded from the index: approximate for ivf-sq8 / ivf-pq indexes).
+        Raises:
+            QueryError: a reference that names no paper.
+        """
+        if ids is None:
+            pairs = self._store.rows_and_papers()
+        else:
+            pairs = [self.resolve(ref) for ref in ids]
+        return [p.id for _, p in pairs], self.vectors([row for row, _ in pairs])
 
     def _diversify(self, query_vector: "np.ndarray", ranked: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
         cand = [r for r, _ in ranked]
@@ -536,11 +378,20 @@ class Index:
         return [ranked[i] for i in order]
 
     def _hits(
-        self, ranked: Sequence[tuple[int, float]], query: str, score_kind: str, excluded: Sequence[Excluded] = ()
+        self,
+        ranked: Sequence[tuple[int, float]],
+        query: str,
+        score_kind: str,
+        excluded: Sequence[Excluded] = (),
+        query_vector: "np.ndarray | None" = None,
     ) -> Hits:
         papers = self._store.by_rows([r for r, _ in ranked])
-        hits = [Hit(i, s, papers[r], score_kind) for i, (r, s) in enumerate(ranked, 1)]
-        return Hits(hits, query, score_kind, excluded)
+        match = [None] * len(ranked)
+        if query_vector is not None and ranked:
+            cosine = self.vectors([r for r, _ in ranked]) @ query_vector
+            match = [bool(c >= MATCH_COSINE) for c in cosine]
+        hits = [Hit(i, s, papers[r], score_kind, m) for i, ((r, s), m) in enumerate(zip(ranked, match), 1)]
+        return Hits(hits, query, score_kind, excluded, SCORE_MEANING[score_kind])
 
     # --- related papers ------------------------------------------------------------
 
@@ -550,7 +401,7 @@ class Index:
         Raises:
             QueryError: no paper has this id.
         """
-        arxiv = _maybe_arxiv(id)
+        arxiv = maybe_arxiv(id)
         for column, value in (("id", id), ("arxiv_id", arxiv), ("name", id), ("name", arxiv)):
             if value:
                 found = self._store.find(column, value)
@@ -568,7 +419,7 @@ class Index:
         ref = " ".join(str(ref).split())
         if not ref:
             raise QueryError("empty reference: give a paper id, arXiv id or title")
-        arxiv = _maybe_arxiv(ref)  # then the ids of papers merged into another, or renamed:
+        arxiv = maybe_arxiv(ref)  # then the ids of papers merged into another, or renamed:
         for column, value in (("id", ref), ("arxiv_id", arxiv), ("name", ref), ("name", arxiv)):
             if value:
                 found = self._store.find(column, value)
@@ -586,23 +437,50 @@ class Index:
 
     def similar(
         self,
-        ref: str | None = None,
+        ref: str | Sequence[str] | None = None,
         k: int = 10,
         *,
         text: str | None = None,
         filters: Filters | None = None,
         diverse: bool = False,
+        facet: str | None = None,
+        unlike: Sequence[str] = (),
     ) -> Hits:
-        """Papers most like a given one (by `ref`) or like a pasted abstract (`text`), best first.
+        """Papers most like a given one (by `ref`), like several, or like a pasted abstract (`text`).
 
         The paper itself never appears, nor, for `text`, a paper the text is near-verbatim of
         (TEXT_VERSION_CONTAINMENT of the word 3-grams of one of its versions); the returned Hits'
-        `excluded` names each paper left out and why. Ranking is by cosine of the stored (or
-        embedded) vectors.
+        `excluded` names each paper left out and why.
+
+        Args:
+            ref: a paper id, arXiv id or title, or several of them: with several (or with
+                `unlike`) papers are ranked by a linear SVM fitted to them (semsearch.recommend).
+            facet: "background", "method" or "result": rank by the sentences that play that role
+                (semsearch.facets); `Hits.notes` says when the reference forced a fallback.
+            unlike: papers to steer away from (negatives of the SVM); needs `ref`.
+        Returns:
+            Hits scored by cosine (one reference, or `text`), "facet" or "svm" (`score_kind`).
+        Raises:
+            QueryError: no reference or both kinds, a reference matching no or several papers,
+                an unknown facet, `unlike` without `ref`, `facet` with several references.
         """
         _check_k(k)
+        refs = [ref] if isinstance(ref, str) else list(ref or ())
+        if facet is not None and facet not in FACETS:
+            raise QueryError(f"unknown facet {facet!r}: use one of {', '.join(FACETS)}")
+        if unlike and not refs:
+            raise QueryError("--unlike needs at least one paper to be like: give REF")
+        if len(refs) > 1 or unlike:
+            if text is not None:
+                raise QueryError("give paper references or --text, not both")
+            if facet is not None:
+                raise QueryError(f"--facet compares one paper: give one REF (got {len(refs)})")
+            return self._recommend(refs, list(unlike), k, filters, diverse)
+        ref = refs[0] if refs else None
         if (ref is None) == (text is None):
             raise QueryError("give a paper reference or --text, not both")
+        if facet is not None or (FACET_BY_DEFAULT and not diverse):
+            return self._facet_similar(ref, text, facet, k, filters)
         allowed = self._allowed(filters)
         if text is not None:
             _check_text(text)
@@ -620,6 +498,69 @@ class Index:
         if diverse:
             ranked = self._diversify(vector, ranked, k)
         return self._hits(ranked[:k], f"like {label}", "cosine", excluded)
+
+    def _reference(
+        self, ref: str | None, text: str | None, allowed
+    ) -> tuple["np.ndarray", str, str, list[int], list[Excluded]]:
+        """(vector, abstract, label, rows to exclude, Excluded) of a reference paper or pasted text."""
+        if text is not None:
+            _check_text(text)
+            label = text if len(text) <= 60 else text[:57] + "..."
+            versions = self._versions_of(text, allowed)
+            return self.embed([text])[0], text, label, [r for r, _ in versions], [e for _, e in versions]
+        row, paper = self.resolve(ref)
+        asked = [Excluded(paper, "the paper asked about")]
+        return self.vectors([row])[0], paper.abstract, paper.display_title(60), [row], asked
+
+    def _facet_similar(self, ref, text, facet, k, filters) -> Hits:
+        """`similar` re-ranking the facets.CANDIDATES nearest papers by sentence max-sim (facets.py)."""
+        from .embed import CachedEmbedder, default_cache_path
+        from .facets import CANDIDATES as FACET_CANDIDATES
+        from .facets import facet_scores, split_sentences
+
+        allowed = self._allowed(filters)
+        vector, abstract, label, exclude, excluded = self._reference(ref, text, allowed)
+        found = self.search_vectors(vector[None, :], max(FACET_CANDIDATES, k), rows=allowed, exclude=exclude)
+        cand = [(int(r), float(sc)) for r, sc in zip(found.rows[0], found.scores[0]) if r >= 0]
+        papers = self._store.by_rows([r for r, _ in cand])
+        cache = default_cache_path()
+        embedder = CachedEmbedder(self.embedder, cache) if cache else self.embedder
+        import numpy as np
+
+        sentences = split_sentences(abstract)
+        scores, note = facet_scores(
+            sentences, facet, vector, [papers[r].abstract for r, _ in cand],
+            np.array([sc for _, sc in cand], dtype=np.float32), lambda t: embedder.encode(t),
+        )
+        ranked = fusion.rank([r for r, _ in cand], scores)[:k]
+        kind = "facet" if len(sentences) >= 2 else "cosine"  # one sentence: plain cosine, and a note says so
+        hits = self._hits(ranked, f"like {label}" + (f" by {facet}" if facet else ""), kind, excluded)
+        hits.notes = (note,) if note and facet else ()
+        return hits
+
+    def _recommend(self, refs: list[str], unlike: list[str], k: int, filters, diverse: bool) -> Hits:
+        """`similar` for several papers (and papers to avoid): a per-request SVM (recommend.py)."""
+        from .recommend import recommend_scores
+
+        if diverse:
+            raise QueryError("--diverse works with one REF: drop it or give one paper")
+        liked = [self.resolve(r) for r in refs]
+        avoid = [self.resolve(r) for r in unlike]
+        both = [p for row, p in avoid if row in {r for r, _ in liked}]
+        if both:
+            raise QueryError(f"{both[0].id} is both liked and unliked: give it once")
+        allowed = self._allowed(filters) or self._store.rows()
+        skip = {row for row, _ in liked + avoid}
+        train = list(dict.fromkeys([row for row, _ in liked + avoid] + list(allowed)))
+        vectors = self.vectors(train)
+        scores = recommend_scores(vectors, range(len(liked)), range(len(liked), len(liked) + len(avoid)))
+        allowed_set = set(allowed)
+        keep = [i for i, row in enumerate(train) if row not in skip and row in allowed_set]
+        ranked = fusion.rank([train[i] for i in keep], scores[keep])[:k]
+        excluded = [Excluded(p, "a paper asked about") for _, p in liked]
+        excluded += [Excluded(p, "marked unlike") for _, p in avoid]
+        label = ", ".join(p.display_title(30) for _, p in liked[:3]) + (" ..." if len(liked) > 3 else "")
+        return self._hits(ranked, f"like {label}" + (f", unlike {len(avoid)}" if avoid else ""), "svm", excluded)
 
     def _versions_of(self, text: str, allowed: Sequence[int] | None = None) -> list[tuple[int, Excluded]]:
         """(row, Excluded) of the papers `text` is near-verbatim of, among `allowed` rows (None: all).
@@ -666,7 +607,9 @@ class Index:
             raise QueryError("two themes have the same name")
         rows, papers = self._papers_for(query, k, mode, filters)
         theme_vectors = self.embed([s.text for s in specs])
-        return group_named(papers, self.vectors(rows), specs, theme_vectors)
+        words = lambda w: lexical.rows_matching(self._store.connection, w)  # noqa: E731
+        evidence = evidence_from(words, len(rows), [s.name for s in specs], rows)
+        return group_named(papers, self.vectors(rows), specs, theme_vectors, evidence)
 
     def discover_themes(
         self,
@@ -684,7 +627,6 @@ class Index:
         a paper's score is the cosine to its cluster centre.
         """
         from .cluster import AutoThemes
-        from .embed import paper_text
 
         if n is not None and n < 1:
             raise QueryError(f"--n must be at least 1, got {n}")
@@ -696,7 +638,7 @@ class Index:
     def _papers_for(self, query, k, mode, filters) -> tuple[list[int], list[Paper]]:
         """Rows and papers to group: a query's top k, or every paper passing `filters`."""
         if query is not None:
-            rows = [r for r, _ in self._rank([query], k, self._mode(mode), filters, False)[0]]
+            rows = [r for r, _ in self._rank([query], k, self._mode(mode), filters, False)[0][0]]
         else:
             rows = self._allowed(filters) or self._store.rows()
         found = self._store.by_rows(rows)
@@ -706,7 +648,7 @@ class Index:
 
     def papers(self) -> Papers:
         """Every paper in the index, in index order."""
-        return Papers(self._store.all())
+        return Papers([p for _, p in self._store.rows_and_papers()])
 
     def __len__(self) -> int:
         return self.manifest.count
@@ -749,18 +691,6 @@ class Index:
         return f"Index({str(self.path)!r}, {self.manifest.count} papers, model={self.manifest.model!r})"
 
 
-def _drop(found: Neighbours, excluded: set[int], k: int) -> Neighbours:
-    import numpy as np
-
-    rows = np.full((len(found.rows), k), -1, dtype=np.int64)
-    scores = np.full((len(found.rows), k), -np.inf, dtype=np.float32)
-    for q in range(len(found.rows)):
-        keep = [i for i, r in enumerate(found.rows[q]) if r >= 0 and int(r) not in excluded][:k]
-        rows[q, : len(keep)] = found.rows[q][keep]
-        scores[q, : len(keep)] = found.scores[q][keep]
-    return Neighbours(rows=rows, scores=scores)
-
-
 def _check_k(k: int) -> None:
     if not isinstance(k, int) or k < 1:
         raise QueryError(f"k must be at least 1, got {k}")
@@ -769,13 +699,6 @@ def _check_k(k: int) -> None:
 def _check_text(text: str) -> None:
     if not isinstance(text, str) or not text.strip():
         raise QueryError("empty query: give some words to search for")
-
-
-def _maybe_arxiv(ref: str) -> str | None:
-    try:
-        return normalize_arxiv_id(ref)
-    except ValueError:
-        return None
 
 
 def _title_candidates(ref: str, titles: Sequence[tuple[int, str]]) -> list[int]:

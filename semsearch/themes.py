@@ -18,15 +18,25 @@ from typing import TYPE_CHECKING, Sequence
 
 from .errors import QueryError
 from .records import Paper
-from .tables import dataframe, html_table
+from .results import Theme, ThemeGroups, ThemeMember
 
 if TYPE_CHECKING:
     import numpy as np
 
-#: Lowest cosine between a paper and a theme for membership (see module doc and benchmarks).
-ABSOLUTE_MIN = 0.15
-#: A paper also joins themes within this cosine of its best theme.
-RELATIVE_MARGIN = 0.10
+#: Weight of the theme's words in the first pass, in standard deviations of the query scores: a
+#: paper containing every word of the theme's name gains this much over one containing none.
+WORD_WEIGHT = 1.0
+#: The expanded theme vector is the mean of its first-pass papers plus this weight times the query vector.
+QUERY_WEIGHT = 1.0
+#: A paper is never in a theme whose first-pass standard score (query + words) is below this: it
+#: does not even look like the theme before expansion (keeps strays out of small corpora).
+FIRST_PASS_MIN = 0.5
+#: A paper also joins themes within this many standard deviations of its best theme.
+Z_MARGIN = 0.25
+#: Longest theme name accepted (a description after the colon may be longer).
+MAX_NAME = 200
+#: Below this many papers scores cannot be standardised: each paper gets its closest theme.
+MIN_PAPERS = 3
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,9 @@ class ThemeSpec:
             raise QueryError(f"theme {spec!r}: write a theme as NAME or 'NAME: description'")
         if not re.search(r"\w", name):
             raise QueryError(f"theme {spec!r}: the name has no words")
+        if len(name) > MAX_NAME:
+            raise QueryError(f"theme name of {len(name)} characters: keep a name under {MAX_NAME} and put "
+                             "details after a colon ('NAME: description')")
         return cls(name, description or None)
 
     @property
@@ -55,172 +68,185 @@ class ThemeSpec:
         return f"{self.name}. {self.description}" if self.description else self.name
 
 
-def assign(scores: "np.ndarray", absolute_min: float = ABSOLUTE_MIN, margin: float = RELATIVE_MARGIN) -> "np.ndarray":
-    """Membership by the module's rule.
+class NamedThemes:
+    """Membership of papers in named themes, learned from the corpus itself (no fixed threshold).
+
+    1. *First pass*: each paper's cosine to each theme's query vector, standardised per theme over
+       the corpus (a one-word theme scores lower everywhere than a described one), plus
+       WORD_WEIGHT times the share of the theme name's words the paper contains (`evidence`);
+       each paper goes to its best theme.
+    2. *Expanded theme*: the mean vector of a theme's first-pass papers plus QUERY_WEIGHT times
+       its query vector, L2-normalised; a paper's `score` for the theme is the cosine to it.
+    3. *Boundary*: per theme, the mean score of the papers whose best theme (by standardised
+       score) is another one: the null of papers that match other themes or none.
+    4. A paper belongs to its best theme and to every theme within Z_MARGIN standard deviations
+       of it (multi-label), wherever its score reaches that theme's boundary and its first-pass
+       standard score is at least FIRST_PASS_MIN; a paper that reaches none is unassigned.
+
+    With fewer than MIN_PAPERS papers nothing can be standardised: each paper belongs to the
+    theme whose query vector is closest.
 
     Args:
-        scores: (n_papers, n_themes) float cosine scores.
-    Returns:
-        (n_papers, n_themes) bool; a row of all False is an unassigned paper.
-    """
-    import numpy as np
+        word_weight, query_weight, z_margin, first_pass_min: see above.
+        random_state: unused (the procedure is deterministic); kept for the estimator convention.
 
-    scores = np.asarray(scores, dtype=np.float32)
-    if scores.size == 0:
-        return np.zeros(scores.shape, dtype=bool)
-    best = scores.max(axis=1, keepdims=True)
-    return (scores >= absolute_min) & (scores >= best - margin)
-
-
-@dataclass(frozen=True)
-class ThemeMember:
-    paper: Paper
-    score: float
-
-    def as_dict(self) -> dict:
-        return {"id": self.paper.id, "title": self.paper.title, "score": round(self.score, 6)}
-
-
-@dataclass(frozen=True)
-class Theme:
-    """A named or discovered theme and its papers, best first. `score`: cosine to the theme."""
-
-    name: str
-    papers: tuple[ThemeMember, ...]
-    description: str | None = None
-    words: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict:
-        d = {"name": self.name, "papers": [m.as_dict() for m in self.papers]}
-        if self.description:
-            d["description"] = self.description
-        if self.words:
-            d["words"] = list(self.words)
-        return d
-
-
-class ThemeGroups:
-    """Papers grouped into themes (multi-label) plus the unassigned ones.
-
-    Shows as an HTML table in Jupyter, converts with `to_pandas()` (one row per paper and
-    theme) and draws a 2-D map with `plot()`.
+    Learned attributes (after `fit`), for n papers and t themes:
+        query_scores_: (n, t) float32, cosine of each paper to each theme's query vector.
+        theme_vectors_: (t, dim) float32, the expanded theme vectors (L2-normalised).
+        scores_: (n, t) float32, cosine of each paper to each expanded theme.
+        first_z_: (n, t) float32, the first-pass standard scores (query + words).
+        z_: (n, t) float32, scores_ standardised per theme.
+        best_: (n,) int64, each paper's best theme by z_.
+        thresholds_: (t,) float32, each theme's boundary on scores_.
+        members_: (n, t) bool, the membership.
     """
 
     def __init__(
         self,
-        themes: Sequence[Theme],
-        unassigned: Sequence[Paper],
-        papers: Sequence[Paper],
-        vectors: "np.ndarray",
-        method: str,
+        word_weight: float = WORD_WEIGHT,
+        query_weight: float = QUERY_WEIGHT,
+        z_margin: float = Z_MARGIN,
+        first_pass_min: float = FIRST_PASS_MIN,
+        random_state: int = 0,
     ):
-        self.themes = tuple(themes)
-        self.unassigned = tuple(unassigned)
-        self.papers = tuple(papers)
-        self.vectors = vectors
-        self.method = method
+        self.word_weight = word_weight
+        self.query_weight = query_weight
+        self.z_margin = z_margin
+        self.first_pass_min = first_pass_min
+        self.random_state = random_state
 
-    def __iter__(self):
-        return iter(self.themes)
-
-    def __len__(self) -> int:
-        return len(self.themes)
-
-    def __getitem__(self, name: str) -> Theme:
-        for t in self.themes:
-            if t.name == name:
-                return t
-        raise KeyError(name)
-
-    def as_dict(self) -> dict:
-        return {
-            "themes": [t.as_dict() for t in self.themes],
-            "unassigned": [{"id": p.id, "title": p.title} for p in self.unassigned],
-            "method": self.method,
-        }
-
-    def _rows(self) -> list[dict]:
-        rows = [
-            {"theme": t.name, "score": m.score, "id": m.paper.id, "title": m.paper.display_title()}
-            for t in self.themes
-            for m in t.papers
-        ]
-        rows += [{"theme": "unassigned", "score": None, "id": p.id, "title": p.display_title()} for p in self.unassigned]
-        return rows
-
-    def to_pandas(self):
-        """One row per (theme, paper): theme, score, id, title; unassigned papers have theme 'unassigned'."""
-        return dataframe(self._rows(), ["theme", "score", "id", "title"])
-
-    def _repr_html_(self) -> str:
-        caption = f"{len(self.themes)} themes over {len(self.papers)} papers ({self.method}; score = cosine)"
-        return html_table(self._rows(), ["theme", "score", "id", "title"], caption)
-
-    def __repr__(self) -> str:
-        sizes = ", ".join(f"{t.name}: {len(t.papers)}" for t in self.themes)
-        return f"<ThemeGroups {sizes}; unassigned: {len(self.unassigned)}>"
-
-    def coordinates(self) -> "np.ndarray":
-        """(n_papers, 2) float32: the papers' vectors projected on their first two principal axes."""
-        import numpy as np
-
-        x = np.asarray(self.vectors, dtype=np.float64)
-        if len(x) < 2:
-            return np.zeros((len(x), 2), dtype=np.float32)
-        x = x - x.mean(axis=0)
-        _, _, vt = np.linalg.svd(x, full_matrices=False)
-        coords = x @ vt[:2].T
-        if coords.shape[1] < 2:
-            coords = np.hstack([coords, np.zeros((len(x), 2 - coords.shape[1]))])
-        return coords.astype(np.float32)
-
-    def plot(self, path: str | None = None, *, ax=None, annotate: bool = True):
-        """Draw a 2-D map (PCA of the embeddings) coloured by each paper's best theme.
+    def fit(self, vectors: "np.ndarray", theme_vectors: "np.ndarray", evidence: "np.ndarray | None" = None) -> "NamedThemes":
+        """Learn each theme's expanded vector and boundary, and the membership.
 
         Args:
-            path: save the figure here (PNG/SVG/PDF by extension); None = leave it to the caller.
-            ax: a matplotlib Axes to draw on; default a new figure.
-            annotate: label each theme at the centre of its papers.
+            vectors: (n, dim) float32, L2-normalised paper vectors.
+            theme_vectors: (t, dim) float32, L2-normalised query vectors of the themes.
+            evidence: (n, t) float in [0, 1], share of each theme name's words found in each
+                paper (`word_evidence`); None = no lexical evidence.
         Returns:
-            the matplotlib Axes.
+            self.
+        Raises:
+            QueryError: shapes that do not fit, or no themes.
         """
-        try:
-            import matplotlib
+        import numpy as np
 
-            if ax is None and path is not None:
-                matplotlib.use("Agg", force=False)
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise QueryError("plot() needs matplotlib: pip install 'semsearch[notebook]'") from None
-        coords = self.coordinates()
-        index = {p.id: i for i, p in enumerate(self.papers)}
-        best: dict[str, tuple[float, str]] = {}
-        for t in self.themes:
-            for m in t.papers:
-                if m.paper.id not in best or m.score > best[m.paper.id][0]:
-                    best[m.paper.id] = (m.score, t.name)
-        if ax is None:
-            _, ax = plt.subplots(figsize=(8, 6))
-        names = [t.name for t in self.themes] + ["unassigned"]
-        cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+        x = np.asarray(vectors, dtype=np.float32)
+        q = np.asarray(theme_vectors, dtype=np.float32)
+        if x.ndim != 2 or q.ndim != 2 or x.shape[1] != q.shape[1] or len(q) == 0:
+            raise QueryError(f"vectors {x.shape} and theme vectors {q.shape} must be (n, dim) and (t, dim) with t >= 1")
+        n, t = len(x), len(q)
+        ev = np.zeros((n, t), dtype=np.float32) if evidence is None else np.asarray(evidence, dtype=np.float32)
+        if ev.shape != (n, t):
+            raise QueryError(f"evidence must have shape {(n, t)}, got {ev.shape}")
+        self.query_scores_ = (x @ q.T).astype(np.float32)
+        if n < MIN_PAPERS:
+            self.theme_vectors_ = q.copy()
+            self.scores_ = self.query_scores_.copy()
+            self.z_ = np.zeros((n, t), dtype=np.float32)
+            self.first_z_ = np.zeros((n, t), dtype=np.float32)
+            self.best_ = self.scores_.argmax(axis=1).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+            self.thresholds_ = np.full(t, -np.inf, dtype=np.float32)
+            self.members_ = np.zeros((n, t), dtype=bool)
+            self.members_[np.arange(n), self.best_] = True
+            return self
+        self.first_z_ = (_standardise(self.query_scores_) + self.word_weight * ev).astype(np.float32)
+        first = self.first_z_.argmax(axis=1)
+        vecs = []
+        for j in range(t):
+            own = first == j
+            v = (_unit(x[own].mean(axis=0)) if own.any() else 0) + self.query_weight * q[j]
+            vecs.append(_unit(v))
+        self.theme_vectors_ = np.vstack(vecs).astype(np.float32)
+        self.scores_ = (x @ self.theme_vectors_.T).astype(np.float32)
+        self.z_ = _standardise(self.scores_).astype(np.float32)
+        self.best_ = self.z_.argmax(axis=1).astype(np.int64)
+        self.thresholds_ = np.empty(t, dtype=np.float32)
+        for j in range(t):
+            null = self.scores_[self.best_ != j, j]
+            self.thresholds_[j] = (null if len(null) else self.scores_[:, j]).mean()
+        near = self.z_ >= self.z_.max(axis=1, keepdims=True) - self.z_margin
+        self.members_ = near & (self.scores_ >= self.thresholds_) & (self.first_z_ >= self.first_pass_min)
+        return self
+
+    def explain(self, i: int, names: Sequence[str]) -> list[dict]:
+        """Why paper row i is or is not in each theme: score, boundary, standard score, reason."""
+        out = []
+        b = int(self.best_[i])
         for j, name in enumerate(names):
-            members = [index[pid] for pid, (_, n) in best.items() if n == name] if name != "unassigned" else [
-                index[p.id] for p in self.unassigned
-            ]
-            if not members:
-                continue
-            color = "lightgrey" if name == "unassigned" else cmap(j % cmap.N)
-            ax.scatter(coords[members, 0], coords[members, 1], s=28, color=color, label=f"{name} ({len(members)})")
-            if annotate and name != "unassigned":
-                cx, cy = coords[members].mean(axis=0)
-                ax.annotate(name, (cx, cy), fontsize=9, weight="bold", ha="center")
-        ax.set_title(f"{len(self.papers)} papers by theme (PCA of embeddings)")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.legend(fontsize=8, loc="best")
-        if path is not None:
-            ax.figure.savefig(path, dpi=120, bbox_inches="tight")
-        return ax
+            score, bound, z = float(self.scores_[i, j]), float(self.thresholds_[j]), float(self.z_[i, j])
+            if self.members_[i, j]:
+                why = "its best theme" if j == b else f"within {self.z_margin} sd of its best theme ({names[b]})"
+                reason = f"in: score {score:.3f} >= boundary {bound:.3f}, {why}"
+            elif score < bound:
+                reason = f"out: score {score:.3f} < boundary {bound:.3f}"
+            elif self.first_z_[i, j] < self.first_pass_min:
+                reason = (f"out: first-pass standard score {float(self.first_z_[i, j]):.2f} < {self.first_pass_min} "
+                          "(the name and its words do not fit it)")
+            else:
+                gap = float(self.z_[i, b]) - z
+                reason = f"out: {gap:.2f} sd behind its best theme ({names[b]}); margin {self.z_margin}"
+            out.append({"theme": name, "score": round(score, 6), "boundary": round(bound, 6),
+                        "z": round(z, 4), "member": bool(self.members_[i, j]), "reason": reason})
+        return out
+
+
+def _standardise(s: "np.ndarray") -> "np.ndarray":
+    sd = s.std(axis=0)
+    return (s - s.mean(axis=0)) / (sd + (sd == 0))
+
+
+def _unit(v: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def word_evidence(texts: Sequence[str], names: Sequence[str]) -> "np.ndarray":
+    """(len(texts), len(names)) float32: the share of each name's words found in each text.
+
+    Words are matched as the index's lexical channel matches them (SQLite FTS5, Porter stemming:
+    "galaxies" finds "galaxy"); function words in names ("of", "and", ...) are ignored.
+    """
+    import sqlite3
+
+    from .store.lexical import TOKENIZE
+
+    con = sqlite3.connect(":memory:")
+    try:
+        con.execute(f"CREATE VIRTUAL TABLE t USING fts5(text, tokenize='{TOKENIZE}')")
+        con.executemany("INSERT INTO t(rowid, text) VALUES (?, ?)", enumerate(texts))
+        return evidence_from(lambda w: [r for (r,) in con.execute("SELECT rowid FROM t WHERE t MATCH ?", (f'"{w}"',))],
+                             len(texts), names)
+    finally:
+        con.close()
+
+
+_NAME_STOP_WORDS = frozenset("a an the of and or for in on to with by from at as via using into about".split())
+
+
+def name_words(name: str) -> list[str]:
+    """The words of a theme name that count as lexical evidence: lower-case, no stop words."""
+    words = [w.lower() for w in re.findall(r"[^\W_]+", name)]
+    kept = [w for w in dict.fromkeys(words) if w not in _NAME_STOP_WORDS and len(w) > 1]
+    return kept or list(dict.fromkeys(words))
+
+
+def evidence_from(rows_with, n: int, names: Sequence[str], rows: Sequence[int] | None = None) -> "np.ndarray":
+    """(n, t) float32 word evidence from `rows_with(word) -> rows containing it`.
+
+    `rows` maps position i to the row `rows_with` speaks of (default: position = row).
+    """
+    import numpy as np
+
+    out = np.zeros((n, len(names)), dtype=np.float32)
+    position = None if rows is None else {int(r): i for i, r in enumerate(rows)}
+    for j, name in enumerate(names):
+        words = name_words(name)
+        for w in words:
+            hit = [int(r) for r in rows_with(w)]
+            idx = hit if position is None else [position[r] for r in hit if r in position]
+            out[np.asarray(idx, dtype=np.int64), j] += 1.0 / len(words)
+    return out
 
 
 def group_named(
@@ -228,25 +254,32 @@ def group_named(
     paper_vectors: "np.ndarray",
     specs: Sequence[ThemeSpec],
     theme_vectors: "np.ndarray",
+    evidence: "np.ndarray | None" = None,
 ) -> ThemeGroups:
-    """Group papers into named themes by the module's rule.
+    """Group papers into named themes by `NamedThemes`.
 
     Args:
         papers: the n papers to group.
         paper_vectors: (n, dim) float32, L2-normalised, row i for papers[i].
         specs: the t themes.
         theme_vectors: (t, dim) float32, L2-normalised, row j for specs[j].
+        evidence: (n, t) share of each theme name's words in each paper (`word_evidence`).
     """
-    scores = paper_vectors @ theme_vectors.T
-    member = assign(scores)
+    import numpy as np
+
+    model = NamedThemes().fit(paper_vectors, theme_vectors, evidence)
+    scores, member = model.scores_, model.members_
     themes = []
     for j, spec in enumerate(specs):
-        rows = [i for i in range(len(papers)) if member[i, j]]
-        rows.sort(key=lambda i: -scores[i, j])
+        rows = np.flatnonzero(member[:, j])
+        rows = rows[np.argsort(-scores[rows, j], kind="stable")]
         themes.append(Theme(spec.name, tuple(ThemeMember(papers[i], float(scores[i, j])) for i in rows), spec.description))
-    unassigned = [papers[i] for i in range(len(papers)) if not member[i].any()]
-    method = f"named: cosine >= {ABSOLUTE_MIN} and within {RELATIVE_MARGIN} of the paper's best theme"
-    return ThemeGroups(themes, unassigned, papers, paper_vectors, method)
+    unassigned = [papers[i] for i in np.flatnonzero(~member.any(axis=1))]
+    method = (f"named: cosine to each theme expanded from its papers; boundary per theme from the papers of "
+              f"other themes; multi-label within {model.z_margin} sd of the best theme")
+    groups = ThemeGroups(themes, unassigned, papers, paper_vectors, method)
+    groups.model = model
+    return groups
 
 
 def group_discovered(papers: Sequence[Paper], paper_vectors: "np.ndarray", model) -> ThemeGroups:

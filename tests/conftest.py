@@ -93,7 +93,7 @@ def real_index_path(tmp_path_factory, real_embedder) -> Path:
 
 
 def run_killed_while_writing(call: str) -> int:
-    """Run `semsearch.index.<call>` in a new process that SIGKILLs itself right after writing the
+    """Run `semsearch.<call>` in a new process that SIGKILLs itself right after writing the
     new vectors file (mid-update); returns the exit status (-9)."""
     import subprocess
     import sys
@@ -102,12 +102,13 @@ def run_killed_while_writing(call: str) -> int:
         "import os, signal, sys\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
         "from tests.conftest import FakeEmbedder\n"
-        "import semsearch.index as ix\n"
-        "real = ix._write_vectors\n"
-        "def dying(path, vectors):\n"
-        "    real(path, vectors)\n"
+        "import semsearch\n"
+        "from semsearch.store.vectors import VectorIndex\n"
+        "real = VectorIndex.save\n"
+        "def dying(self, path):\n"
+        "    real(self, path)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "ix._write_vectors = dying\n"
-        f"ix.{call}\n"
+        "VectorIndex.save = dying\n"
+        f"semsearch.{call}\n"
     )
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode

@@ -8,8 +8,6 @@ import os
 import time
 
 import semsearch.embed
-import semsearch.index
-import semsearch.query
 from semsearch.cli import main
 from tests.conftest import FakeEmbedder
 
@@ -20,8 +18,7 @@ class _Slow(FakeEmbedder):
         return super().encode(texts, progress=progress)
 
 
-semsearch.index.make_embedder = lambda model=None, backend="auto": _Slow()
-semsearch.query.query_embedder_for = lambda model, fingerprint: _Slow()
+semsearch.embed.make_embedder = lambda model=None, backend="auto": _Slow()
 semsearch.embed.query_embedder_for = lambda model, fingerprint: _Slow()
 
 if __name__ == "__main__":

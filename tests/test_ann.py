@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from semsearch import Filters, Index
-from semsearch.ann import FLAT_MAX, build_vector_index, factory_for, nlist_for
-from semsearch.index import build_records
+from semsearch.builder import build_records
 from semsearch.ingest import RawRecord
+from semsearch.store.tune import FLAT_MAX, build_vector_index, factory_for, nlist_for
 
 from .conftest import FakeEmbedder
 

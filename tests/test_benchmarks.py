@@ -23,21 +23,40 @@ def run(script: str, *args) -> str:
 
 
 def test_themes_benchmark(tmp_path):
-    out = run("themes.py", "--data", SAMPLE, "--embedder", "fake", "--cache", tmp_path / "none.npy")
-    assert "48 papers, 12 themes" in out and "<- semsearch" in out
+    import gzip
+
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)
+    with gzip.open(tmp_path / "abstracts.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(lines)
+    (tmp_path / "clustering_subset.jsonl").write_text("".join(lines[:6]), encoding="utf-8")
+    sets = {"per_theme": 8, "sets": {"tiny": {"galaxies": "astro-ph.GA", "robotics": "cs.RO", "cryptography": "cs.CR"}}}
+    (tmp_path / "sets.json").write_text(json.dumps(sets), encoding="utf-8")
+    out = run("themes.py", "--data", tmp_path, "--sets", tmp_path / "sets.json", "--embedder", "fake")
+    assert "== tiny:" in out and "NamedThemes defaults (semsearch)" in out and "previous:" in out
 
 
 def test_retrieval_benchmark(tmp_path):
-    (tmp_path / "qrels").mkdir()
+    beir = tmp_path / "scifact"
+    (beir / "qrels").mkdir(parents=True)
     papers = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
-    (tmp_path / "corpus.jsonl").write_text(
+    (beir / "corpus.jsonl").write_text(
         "".join(json.dumps({"_id": p["id"], "title": p["title"], "text": p["abstract"]}) + "\n" for p in papers))
-    (tmp_path / "queries.jsonl").write_text(
+    (beir / "queries.jsonl").write_text(
         "".join(json.dumps({"_id": f"q{i}", "text": p["title"]}) + "\n" for i, p in enumerate(papers[:10])))
-    (tmp_path / "qrels" / "test.tsv").write_text(
+    (beir / "qrels" / "test.tsv").write_text(
         "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\t{p['id']}\t1\n" for i, p in enumerate(papers[:10])))
-    out = run("retrieval.py", "--data", tmp_path, "--embedder", "fake", "--vectors", tmp_path / "none.npy")
-    assert "10 judged test queries" in out and "(semsearch hybrid)" in out
+    out = run("retrieval.py", "--data", tmp_path, "--sets", "scifact,seeds", "--embedder", "fake", "--work", tmp_path / "w")
+    assert "SciFact: 48 papers, 10 queries" in out and "(semsearch hybrid)" in out and "score calibration" in out
+
+
+def test_recommend_benchmark(tmp_path):
+    from semsearch import build
+
+    from .conftest import FakeEmbedder
+
+    build([SAMPLE], tmp_path / "idx", embedder=FakeEmbedder(), dedupe=False)
+    out = run("recommend.py", "--index", tmp_path / "idx", "--min", "6", "--max", "40", "--trials", "1")
+    assert "SVM C=0.1 unlike weight 1.0" in out
 
 
 def test_scale_benchmark(tmp_path):
@@ -89,5 +108,6 @@ def test_record_ids_benchmark(tmp_path):
 
 
 def test_serve_load_benchmark(seed_index_path):
-    out = run("serve_load.py", "--index", seed_index_path, "--cli", "tests.fake_cli", "--clients", 2, "--requests", 10)
+    out = run("serve_load.py", "--index", seed_index_path, "--cli", "tests.fake_cli",
+              "--clients", 2, "--requests", 10)
     assert "20 requests in" in out and "| all | 20 | 0 |" in out and "server stopped (exit status 0)" in out

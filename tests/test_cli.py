@@ -23,8 +23,7 @@ def fake_model(monkeypatch):
     """Make the CLI build and query with the fake embedder (no torch)."""
     from . import conftest
 
-    monkeypatch.setattr("semsearch.index.make_embedder", lambda model=None, backend="auto": conftest.FakeEmbedder())
-    monkeypatch.setattr("semsearch.query.query_embedder_for", lambda model, fingerprint: conftest.FakeEmbedder())
+    monkeypatch.setattr("semsearch.embed.make_embedder", lambda model=None, backend="auto": conftest.FakeEmbedder())
     monkeypatch.setattr("semsearch.embed.query_embedder_for", lambda model, fingerprint: conftest.FakeEmbedder())
 
 
@@ -133,6 +132,10 @@ def test_similar_and_themes_json(tmp_path, fake_model):
     d = json.loads(out)
     assert [t["name"] for t in d["themes"]] == ["recommendation systems", "quantization"]
     assert "unassigned" in d
+    code, out, _ = run("themes", "--theme", "quantization", "--theme", "sharding", "--explain", "--index", idx, "--json")
+    d = json.loads(out)
+    assert code == 0 and len(d["explain"]) == 25
+    assert all([r["theme"] for r in rows] == ["quantization", "sharding"] for rows in d["explain"].values())
 
 
 @pytest.mark.parametrize(
@@ -144,6 +147,9 @@ def test_similar_and_themes_json(tmp_path, fake_model):
         (["search", "x", "--mode", "fuzzy"], "unknown mode 'fuzzy'"),
         (["themes", "--theme", "sharding:"], "write a theme as NAME or 'NAME: description'"),
         (["themes"], "name themes with --theme, or use --auto"),
+        (["themes", "--auto", "--explain"], "--explain is for named themes (--theme)"),
+        (["themes", "--auto", "--n", "0"], "--n must be at least 1, got 0"),
+        (["themes", "--theme", "x" * 5000], "theme name of 5000 characters: keep a name under 200"),
     ],
 )
 def test_query_errors_exit_1_with_one_line(tmp_path, fake_model, args, message):
@@ -231,3 +237,32 @@ def test_similar_text_names_the_paper_it_leaves_out(tmp_path, fake_model):
     assert [(e["id"], e["reason"], e["containment"]) for e in d["excluded"]] == [(paper.id, reason, 1.0)]
     code, out, err = run("similar", "--text", paper.versions[1], "-k", "3", "--index", idx)
     assert code == 0 and err == f"left out {paper.id} ({paper.title}): {reason}\n"
+
+
+def test_similar_several_papers_facet_and_bad_input(tmp_path, fake_model):
+    idx = tmp_path / "idx"
+    run("build", ROOT / "corpus", "--index", idx)
+    code, out, _ = run("similar", "AutoShard", "FlexShard", "--unlike", "2407.21783", "-k", "3", "--index", idx, "--json")
+    d = json.loads(out)
+    assert code == 0 and len(d["hits"]) == 3 and {h["score_kind"] for h in d["hits"]} == {"svm"}
+    assert [e["reason"] for e in d["excluded"]] == ["a paper asked about", "a paper asked about", "marked unlike"]
+    code, out, _ = run("similar", "AutoShard", "--facet", "method", "-k", "3", "--index", idx, "--json")
+    d = json.loads(out)
+    assert code == 0 and d["notes"] == [] and {h["score_kind"] for h in d["hits"]} == {"facet"}
+    for args, message in [
+        (("AutoShard", "--facet", "methods"), "unknown facet 'methods': use one of background, method, result"),
+        (("--unlike", "AutoShard"), "--unlike needs at least one paper to be like: give REF"),
+        (("no such paper at all",), "no paper with id, arXiv id or title 'no such paper at all': see `semsearch papers`"),
+        (("AutoShard", "FlexShard", "--facet", "result"), "--facet compares one paper: give one REF (got 2)"),
+    ]:
+        code, out, err = run("similar", *args, "--index", idx)
+        assert (code, out, err.strip()) == (1, "", f"error: {message}")
+
+
+def test_search_says_when_nothing_is_a_close_match(tmp_path, fake_model, monkeypatch):
+    idx = tmp_path / "idx"
+    run("build", ROOT / "corpus", "--index", idx)
+    monkeypatch.setattr("semsearch.query.MATCH_COSINE", 1.01)
+    code, out, err = run("search", "sourdough bread recipes", "-k", "2", "--index", idx)
+    assert code == 0 and err.strip() == ("no close match: the best paper's cosine with the query is below 1.01, "
+                                         "the bar of a real match (README, Scores)")

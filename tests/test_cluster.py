@@ -187,3 +187,18 @@ def test_benchmark_runs_on_a_tiny_input(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "corpus: 48 papers" in out.stdout and f"from cache {cache}" in out.stdout
     assert "AutoThemes (auto k)" in out.stdout and "k-means, true k = 6 (baseline)" in out.stdout
+
+
+def test_labels_leave_out_words_common_to_the_whole_corpus():
+    texts = [f"a model of galaxy formation and dark matter halo {i}" for i in range(6)] + [
+        f"a model of robot grasping with tactile sensors {i}" for i in range(6)]
+    words = label_clusters(texts, [0] * 6 + [1] * 6, n_words=3)
+    assert all("model" not in w for ws in words for w in ws)
+    assert any("galaxy" in w for w in words[0]) and any("robot" in w for w in words[1])
+
+
+def test_an_acronym_does_not_repeat_its_phrase():
+    texts = [f"large language models (LLMs) answer questions; llms reason {i}" for i in range(5)] + [
+        f"galaxy clusters and dark matter halos {i}" for i in range(5)]
+    words = label_clusters(texts, [0] * 5 + [1] * 5, n_words=4)
+    assert not ({"llms", "llm"} & set(words[0]) and any(" " in w and w.startswith("large") for w in words[0]))

@@ -28,7 +28,7 @@ import pytest
 
 from semsearch import Index, add, build
 from semsearch.errors import SemsearchError
-from semsearch.index import FILES, MANIFEST, PAPERS, VECTORS
+from semsearch.store import FILES, MANIFEST, PAPERS, VECTORS
 
 from .conftest import CORPUS, ROOT, FakeEmbedder
 
@@ -169,7 +169,7 @@ def _serve() -> None:
     cost its own work only, so one test affords dozens of kills. Commands:
     {"op", "paths", "index"} and at most one of "kill_after" (seconds after the fork),
     "kill_at" ([file, line, nth, k]: before the k-th traced line after the nth execution of that
-    line of semsearch/index.py, whose counts do not depend on what earlier runs left), "kill_when"
+    line of semsearch's writing code, whose counts do not depend on what earlier runs left), "kill_when"
     ("target_missing" | "swapped_old_left"); "trace_to": write every traced line, with the
     index's parent directory as it stood there, to this file (a dry run).
     """
@@ -218,10 +218,20 @@ def _traced_files() -> set[str]:
     """Where kill points are drawn from: the code that writes and swaps index directories."""
     import pathlib
 
-    import semsearch.index
-    import semsearch.lexical
+    return {*_writing_code(), shutil.__file__, pathlib.__file__}
 
-    return {m.__file__ for m in (semsearch.index, semsearch.lexical, shutil, pathlib)}
+
+def _writing_code() -> set[str]:
+    """semsearch's modules that write index directories (build, update, and the store beneath)."""
+    import semsearch.builder
+    import semsearch.store.directory
+    import semsearch.store.lexical
+    import semsearch.store.papers
+    import semsearch.store.vectors
+    import semsearch.update
+
+    return {m.__file__ for m in (semsearch.builder, semsearch.update, semsearch.store.directory,
+                                 semsearch.store.papers, semsearch.store.lexical, semsearch.store.vectors)}
 
 
 def _disk(parent: Path) -> list:
@@ -394,9 +404,7 @@ def test_killed_at_every_change_on_disk_the_index_is_the_previous_or_the_new_one
     created or grown, staging written, the two renames of the swap, the old index's removal),
     and before a few random lines. This reaches the moment between the two renames, a staging
     copy that has begun, and a kill while the previous index is being deleted."""
-    import semsearch.index
-
-    index_py = semsearch.index.__file__
+    ours = _writing_code()
     s = _scenario(op, inputs, tmp_path, " small")
     trace = tmp_path / "trace.json"
     assert runner.run(s, trace_to=str(trace))[0] == "finished" and s.state() == "new"
@@ -407,11 +415,11 @@ def test_killed_at_every_change_on_disk_the_index_is_the_previous_or_the_new_one
     points = sorted({0, len(events) - 1, *changes, *rng.sample(range(len(events)), 4)})
     failures: list[str] = []
     context = f"{op}, SEMSEARCH_CRASH_SEED={SEED}"
-    anchors = [i if events[i][0] == index_py else None for i in range(len(events))]
+    anchors = [i if events[i][0] in ours else None for i in range(len(events))]
     for i in range(1, len(events)):
         anchors[i] = anchors[i] if anchors[i] is not None else anchors[i - 1]
     for i in points:
-        j = anchors[i] if anchors[i] is not None else i  # the last line of index.py before it
+        j = anchors[i] if anchors[i] is not None else i  # the last line of semsearch's writing code before it
         outcome, _ = runner.run(s, kill_at=[*events[j][:3], i - j])
         what = f"{context}; killed before {_where(events[i])}"
         if outcome != "killed":
@@ -448,8 +456,8 @@ _CLI_BUILD = """
 import sys
 sys.path.insert(0, {root!r})
 from tests.conftest import FakeEmbedder
-import semsearch.index
-semsearch.index.make_embedder = lambda model=None, backend="auto": FakeEmbedder(dim={dim})
+import semsearch.embed
+semsearch.embed.make_embedder = lambda model=None, backend="auto": FakeEmbedder(dim={dim})
 from semsearch.cli import app
 app(["build", {corpus!r}, "--index", {index!r}])
 """
@@ -560,7 +568,7 @@ def test_no_space_left_names_the_file_and_keeps_the_previous_index(name, kind, r
         _no_space(m, name, kind)
         with pytest.raises(SemsearchError) as exc:
             build([CORPUS], index, embedder=FakeEmbedder(seed="v2"), cache=False)
-        m.setattr("semsearch.index.make_embedder", lambda model=None, backend="auto": FakeEmbedder(seed="v2"))
+        m.setattr("semsearch.embed.make_embedder", lambda model=None, backend="auto": FakeEmbedder(seed="v2"))
         result = CliRunner().invoke(cli.app, ["build", str(CORPUS), "--index", str(index)])
     assert str(exc.value) == message
     assert (result.exit_code, result.stderr) == (1, f"error: {message}\n")

@@ -40,7 +40,7 @@ def test_partitioning_query_ranks_a_sharding_paper_first(real_index_path, real_e
 def test_index_vectors_are_the_model_vectors_of_title_and_abstract(real_index_path, real_embedder):
     with Index.open(real_index_path, embedder=real_embedder) as idx:
         paper = idx.papers()[0]
-        stored = idx._vectors.reconstruct(0)
+        stored = idx._vectors.reconstruct([0])[0]
     np.testing.assert_allclose(stored, real_embedder.encode([paper_text(paper)])[0], atol=1e-5)
 
 

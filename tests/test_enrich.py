@@ -88,7 +88,6 @@ def test_cli_papers_shows_filled_fields_and_unreachable_service_is_one_line(tmp_
 
     from semsearch import cli
 
-    monkeypatch.setattr("semsearch.query.query_embedder_for", lambda model, fingerprint: FakeEmbedder())
     monkeypatch.setattr("semsearch.embed.query_embedder_for", lambda model, fingerprint: FakeEmbedder())
     monkeypatch.setenv("SEMSEARCH_FETCH_TIME_SCALE", "0")
     src = tmp_path / "in.jsonl"

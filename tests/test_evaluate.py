@@ -91,8 +91,8 @@ def test_evaluate_on_a_small_beir_fixture(tmp_path, monkeypatch):
     from semsearch.evaluate import evaluate
     from tests.conftest import FakeEmbedder
 
-    monkeypatch.setattr("semsearch.index.make_embedder", lambda model=None, backend="auto": FakeEmbedder())
-    monkeypatch.setattr("semsearch.query.query_embedder_for", lambda model, fingerprint: FakeEmbedder())
+    monkeypatch.setattr("semsearch.embed.make_embedder", lambda model=None, backend="auto": FakeEmbedder())
+    monkeypatch.setattr("semsearch.embed.query_embedder_for", lambda model, fingerprint: FakeEmbedder())
     (tmp_path / "qrels").mkdir()
     docs = {
         "d1": "Sharding embedding tables across devices for recommendation training.",

@@ -111,7 +111,7 @@ def test_results_carry_url_and_authors_and_filter_by_author(seed_index):
 def test_cli_export_and_search_format(seed_index_path, tmp_path, monkeypatch):
     from semsearch import cli
 
-    monkeypatch.setattr("semsearch.query.query_embedder_for", lambda model, fingerprint: FakeEmbedder())
+    monkeypatch.setattr("semsearch.embed.query_embedder_for", lambda model, fingerprint: FakeEmbedder())
     runner = CliRunner()
     out = tmp_path / "refs.bib"
     done = runner.invoke(cli.app, ["export", "--query", "sharding", "-k", "3", "--format", "bibtex",

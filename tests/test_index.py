@@ -10,7 +10,7 @@ import pytest
 
 from semsearch import Index, build
 from semsearch.errors import CorpusError, IndexFormatError, IndexNotFound, ModelMismatch, SemsearchError
-from semsearch.index import FILES, MANIFEST, PAPERS, VECTORS, Manifest
+from semsearch.store import FILES, MANIFEST, PAPERS, VECTORS, Manifest
 
 from .conftest import CORPUS, FakeEmbedder, run_killed_while_writing
 
@@ -29,7 +29,7 @@ def test_round_trip_papers_and_vectors(seed_index_path, fake):
         assert len(papers) == len(idx) == 25
         from semsearch.embed import paper_text
 
-        stored = np.vstack([idx._vectors.reconstruct(i) for i in range(len(idx))])
+        stored = idx._vectors.reconstruct(range(len(idx)))
         expected = fake.encode([paper_text(p) for p in papers])
         np.testing.assert_allclose(stored, expected, atol=1e-6)
 

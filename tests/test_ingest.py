@@ -10,7 +10,37 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from semsearch.errors import CorpusError
-from semsearch.ingest import decode, parse_text, read_file, read_paths
+from semsearch.ingest import read_file, read_paths
+from semsearch.ingest.base import _collect, _NoAbstracts, _text_lines
+from semsearch.ingest.files import _result
+from semsearch.ingest.formats import detect, stream
+from semsearch.ingest.pages import parse_page
+
+
+def decode(path: str, data: bytes) -> str:
+    """The reference decoder: a whole file's bytes -> text, as the streaming reader decodes it."""
+    import codecs
+
+    if not data.strip():
+        raise _NoAbstracts(path, "file is empty")
+    if b"\x00" in data[:8192]:
+        raise _NoAbstracts(path, "binary file (NUL bytes), not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        at = exc.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
+        raise CorpusError(path, f"not UTF-8 text (byte {at}: {exc.reason})", data[:at].count(b"\n") + 1) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse_text(path: str, text: str, columns=None):
+    """The reference parser: a whole text, format detected on all of it, parsed in one go."""
+    fmt = detect(text, columns)
+    if fmt is None:
+        fmt, (records, skipped) = parse_page(path, text)
+    else:
+        records, skipped = _collect(stream(fmt, path, _text_lines(text), columns))
+    return _result(path, fmt, records, skipped)
 
 from .conftest import CORPUS
 
@@ -176,12 +206,18 @@ def test_parsers_never_crash_they_parse_or_raise_corpus_error(lines):
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
-def test_decode_accepts_or_rejects_any_bytes_cleanly(data):
-    try:
-        text = decode("x.bin", data)
-    except CorpusError:
-        return
-    assert isinstance(text, str)
+def test_any_bytes_are_read_or_refused_with_a_corpus_error_naming_the_file(data):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / "x.bin"
+        f.write_bytes(data)
+        try:
+            result = read_file(f)
+        except CorpusError as exc:
+            assert exc.path == str(f) and exc.reason
+            return
+    assert result.records and all(r.abstract.strip() and r.source == str(f) for r in result.records)
 
 
 def test_arxiv_metadata_snapshot_lines_gzip(tmp_path):
@@ -245,9 +281,9 @@ def test_csv_column_mapping(tmp_path):
 @given(st.lists(st.sampled_from(["@article{k,", "title = {x},", "abstract = {" + ABSTRACT, "}", "\"", "{", "@misc(", "="]),
                 max_size=20))
 def test_bibtex_parser_never_crashes(parts):
-    from semsearch.ingest import parse_bibtex
+    from semsearch.ingest import stream_bibtex
 
-    records, skipped = parse_bibtex("fuzz.bib", "\n".join(parts))
+    records, skipped = _collect(stream_bibtex("fuzz.bib", _text_lines("\n".join(parts))))
     assert all(r.abstract for r in records)
 
 
@@ -369,7 +405,7 @@ def test_non_utf8_in_a_gzip_file_names_the_line(tmp_path):
 
 
 def test_only_scraped_pages_are_capped_in_size(tmp_path, monkeypatch):
-    monkeypatch.setattr("semsearch.ingest.MAX_PAGE_BYTES", 1000)
+    monkeypatch.setattr("semsearch.ingest.files.MAX_PAGE_BYTES", 1000)
     big = tmp_path / "big.jsonl"
     big.write_text("".join(json.dumps({"abstract": f"{ABSTRACT} {i}"}) + "\n" for i in range(20)))
     assert len(read_file(big).records) == 20
@@ -411,7 +447,7 @@ def test_reading_a_large_file_holds_the_records_not_the_file(tmp_path, gz):
 
 
 def test_progress_bar_goes_to_stderr(capsys, monkeypatch):
-    monkeypatch.setattr("semsearch.ingest.PROGRESS_MIN_BYTES", 0)
+    monkeypatch.setattr("semsearch.ingest.files.PROGRESS_MIN_BYTES", 0)
     with_bar = read_paths([CORPUS], progress=True)
     err = capsys.readouterr().err
     assert "reading" in err and "100%" in err
@@ -659,7 +695,8 @@ def test_bibtex_round_trips_titles_with_accents(tmp_path_factory, parts):
 @given(st.text(st.characters(blacklist_characters="\\{}$~%&`", blacklist_categories=("Cs",)), max_size=80))
 def test_latex_decoding_fast_path_agrees_with_the_decoder(text):
     """Text without LaTeX specials skips pylatexenc: it must decode the same (up to spacing)."""
-    from semsearch.ingest import _bib_middleware, clean_text
+    from semsearch.ingest import clean_text
+    from semsearch.ingest.bibtex import _bib_middleware
 
     decoder = _bib_middleware()[0]._decoder
     if "--" in text or "''" in text:

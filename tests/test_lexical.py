@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semsearch import lexical
+from semsearch.store import lexical
 
 
 def _db():
@@ -32,10 +33,17 @@ def test_bm25_ranks_matching_papers_first():
     assert lexical.search(con, "quantize", 3)[0][0] == 1  # porter stemming: quantize ~ quantizing
 
 
+def _words_only(text: str) -> str:
+    return " ".join(re.findall(r"[^\W_]+", text))
+
+
 def test_operators_and_quotes_are_plain_words():
     con = _db()
-    for text in ['"sharding', "sharding AND OR NOT", "NEAR(sharding tables)", "shard* ^title:", "title: rotations"]:
-        assert isinstance(lexical.search(con, text, 3), list)
+    for text in ['"sharding', "sharding AND OR NOT", "NEAR(sharding tables)", "sharding* ^title:"]:
+        found = lexical.search(con, text, 3)
+        assert {r for r, _ in found} == {0, 2}, text  # the papers on sharding, whatever the punctuation
+        assert found == lexical.search(con, _words_only(text), 3), text
+    assert lexical.search(con, "title: rotations", 3)[0][0] == 1  # `title:` is a word, not a column filter
     assert lexical.match_expression('a "b" c') == '"a" OR "b" OR "c"'
     assert lexical.match_expression("  ?! ") is None
 
@@ -55,4 +63,15 @@ def test_rows_restrict_the_search():
 def test_any_user_text_is_a_valid_query(text):
     con = _db()
     result = lexical.search(con, text, 5)
-    assert all(isinstance(r, int) and isinstance(s, float) for r, s in result)
+    assert result == lexical.search(con, _words_only(text), 5)  # syntax never reaches FTS5
+    assert len({r for r, _ in result}) == len(result) and {r for r, _ in result} <= {0, 1, 2}
+    assert [s for _, s in result] == sorted((s for _, s in result), reverse=True)
+
+
+def test_scores_of_chosen_rows_equal_a_restricted_search(seed_index):
+    con = seed_index._store.connection
+    rows = list(range(0, 25, 2))
+    for weights in ((1.0, 1.0), (4.0, 1.0)):
+        expect = dict(lexical.search(con, "embedding tables sharding quantization", 100, rows, weights))
+        assert lexical.scores(con, "embedding tables sharding quantization", rows, weights) == expect
+    assert lexical.scores(con, "...", rows) == {} and lexical.scores(con, "embedding", []) == {}

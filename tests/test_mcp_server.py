@@ -29,7 +29,9 @@ def test_an_assistant_can_search_open_and_group_papers_over_stdio(seed_index_pat
             tools = {t.name: t for t in (await client.list_tools()).tools}
             calls = {
                 "search": await client.call_tool("search", {"query": "embedding table sharding", "k": 3}),
-                "similar": await client.call_tool("similar", {"ref": "AutoShard", "k": 2}),
+                "similar": await client.call_tool("similar", {"refs": ["AutoShard"], "k": 2}),
+                "like two": await client.call_tool(
+                    "similar", {"refs": ["AutoShard", "FlexShard"], "unlike": ["Llama 3"], "k": 3}),
                 "paper": await client.call_tool("paper", {"id": "arXiv:2104.05158v1"}),
                 "themes": await client.call_tool("themes", {"themes": ["recommendation systems", "quantization"]}),
                 "auto": await client.call_tool("themes", {"auto": True, "n": 3}),
@@ -56,7 +58,8 @@ def test_an_assistant_can_search_open_and_group_papers_over_stdio(seed_index_pat
         "https://arxiv.org/abs/2104.05158" in text["paper"]
     assert "## recommendation systems" in text["themes"] and text["auto"].startswith("3 themes over 25 papers")
 
-    assert not any(calls[n].is_error for n in ("search", "similar", "paper", "themes", "auto"))
+    assert text["like two"].startswith("3 papers like AutoShard") and "(score: svm" in text["like two"]
+    assert not any(calls[n].is_error for n in ("search", "similar", "like two", "paper", "themes", "auto"))
     assert calls["unknown"].is_error and "no paper with id or arXiv id '../../etc/passwd'" in text["unknown"]
     assert calls["bad k"].is_error and "less than or equal to 100" in text["bad k"]
     assert calls["neither"].is_error and "name themes" in text["neither"]

@@ -20,7 +20,7 @@ from .conftest import CORPUS, ROOT
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
 
-from semsearch import onnx_backend as ob  # noqa: E402
+from semsearch.embed import onnx as ob  # noqa: E402
 
 QUERIES = ["sharding embedding tables", "how do I shard embedding tables?", "quantization of LLM weights",
            "video generation with transformers", "recommendation systems", "  graph   neural networks  "]
@@ -86,7 +86,7 @@ def test_unknown_backend_names_the_choices():
 
 
 def test_importing_the_backend_loads_no_heavy_module():
-    code = ("import sys, semsearch, semsearch.onnx_backend, semsearch.embed; "
+    code = ("import sys, semsearch, semsearch.embed.onnx, semsearch.embed; "
             "print(sorted({'numpy', 'onnxruntime', 'tokenizers', 'torch', 'onnx'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.strip() == "[]"
@@ -170,7 +170,7 @@ def test_vectors_are_normalised_float32_in_input_order(onnx_fp32, onnx_int8, tex
 
 @pytest.mark.slow
 def test_a_query_in_a_new_process_imports_no_torch(onnx_cache):
-    code = ("import sys; from semsearch.onnx_backend import OnnxEmbedder; "
+    code = ("import sys; from semsearch.embed.onnx import OnnxEmbedder; "
             "v = OnnxEmbedder().encode(['sharding embedding tables']); "
             "print(v.shape, sorted({'torch', 'transformers', 'sentence_transformers'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,

@@ -69,7 +69,7 @@ def test_hits_convert_to_pandas_and_html(seed_index):
     assert list(df["rank"]) == [1, 2, 3]
     assert {"id", "title", "arxiv_id", "score", "abstract"} <= set(df.columns)
     html = hits._repr_html_()
-    assert html.startswith("<table>") and "min-max BM25" in html and html.count("<tr>") == 4
+    assert html.startswith("<table>") and "IDF mass" in html and html.count("<tr>") == 4
 
 
 def test_untitled_papers_show_a_marked_excerpt_in_html(seed_index):
@@ -92,7 +92,7 @@ def test_open_without_embedder_uses_the_manifest_model_lazily(seed_index_path):
 
 # --- modes, filters, hygiene ----------------------------------------------------------
 
-from semsearch.query import Filters, fuse, mmr, rrf  # noqa: E402
+from semsearch.query import fuse, mmr, rrf  # noqa: E402
 
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
@@ -252,6 +252,24 @@ def test_similar_needs_exactly_one_of_ref_and_text(seed_index):
         seed_index.similar("FlexShard", text="something")
     with pytest.raises(QueryError, match="not both"):
         seed_index.similar()
+
+
+def test_embeddings_hand_out_paper_ids_with_their_vectors(seed_index):
+    ids, vectors = seed_index.embeddings()
+    assert ids == [p.id for p in seed_index.papers()] and vectors.shape == (len(seed_index), seed_index.manifest.dim)
+    assert vectors.dtype == np.float32 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    one_id, one = seed_index.embeddings(["AutoShard"])
+    assert one_id[0] in ids and np.array_equal(one[0], vectors[ids.index(one_id[0])])
+    with pytest.raises(QueryError):
+        seed_index.embeddings(["no such paper at all"])
+
+
+def test_dataframes_carry_the_display_title_the_table_shows(seed_index):
+    pytest.importorskip("pandas")
+    frame = seed_index.papers().to_pandas()
+    untitled = frame[frame["title"].isna()]
+    assert len(untitled) and untitled["display_title"].str.startswith("[no title]").all()
+    assert "display_title" in seed_index.search("sharding", k=3).to_pandas()
 
 
 def test_paper_by_record_id_or_arxiv_id_never_by_title(seed_index):

@@ -12,9 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from semsearch import Index, SemsearchError, build, cli
-from semsearch import onnx_backend as ob
+
+pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'semsearch[ray]'")
+pytest.importorskip("pyarrow", reason="the ray extra is not installed: pip install 'semsearch[ray]'")
+
+from semsearch.embed import onnx as ob
 from semsearch.embed import paper_text
-from semsearch.ray_engine import RayEmbedder
+from semsearch.embed.ray import RayEmbedder
 
 from .conftest import CORPUS
 

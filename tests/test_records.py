@@ -266,10 +266,10 @@ def test_a_paper_that_gains_a_title_keeps_its_old_id_as_an_alias(seed_ids):
 
 
 def test_bibtex_keys_are_ids_when_an_entry_has_no_doi_or_arxiv_id():
-    from semsearch.ingest import parse_bibtex
+    from semsearch.ingest import stream_bibtex
 
     text = "".join(f"@article{{{key}, title={{{title}}}, abstract={{{ABSTRACT}}}}}\n"
                    for key, title in (("smith2020", "Sharding"), ("smith2020b", "Sharding, extended")))
-    records, _ = parse_bibtex("refs.bib", text)
+    records = [r for r in stream_bibtex("refs.bib", text.splitlines(keepends=True)) if isinstance(r, RawRecord)]
     assert [r.id for r in records] == ["bibtex:smith2020", "bibtex:smith2020b"]
     assert sorted(p.id for p in merge(records).papers) == ["bibtex:smith2020", "bibtex:smith2020b"]

@@ -23,7 +23,7 @@ def test_a_one_megabyte_abstract_builds_and_is_found(tmp_path):
         assert idx.search("partitioning embedding tables", k=1, mode="lexical")[0].title == "Huge"
 
 
-def test_duplicate_ids_within_one_file_keep_both_papers(tmp_path):
+def test_one_id_given_to_two_texts_is_one_paper_keeping_both_versions(tmp_path):
     f = tmp_path / "dup.jsonl"
     f.write_text(json.dumps({"id": "p1", "abstract": ABSTRACT}) + "\n" + json.dumps({"id": "p1", "abstract": OTHER}) + "\n")
     s = build([f], tmp_path / "idx", embedder=FakeEmbedder(), cache=False)

@@ -55,13 +55,31 @@ def test_api_answers_in_the_clis_json_shapes(client, seed_index):
     assert by_author and all(any("zha" in a.lower() for a in h["authors"]) for h in by_author)
     similar = client.get("/api/similar", params={"ref": "AutoShard", "k": 4}).json()
     expected = seed_index.similar("AutoShard", 4)
-    assert similar == {"hits": expected.as_dicts(), "excluded": [e.as_dict() for e in expected.excluded]}
+    assert similar == {"hits": expected.as_dicts(), "excluded": [e.as_dict() for e in expected.excluded], "notes": []}
     assert similar["excluded"][0]["title"] == AUTOSHARD
     themes = client.get("/api/themes", params={"theme": ["recommendation systems", "quantization"]}).json()
     assert themes == seed_index.themes(["recommendation systems", "quantization"]).as_dict()
     auto = client.get("/api/themes", params={"auto": "true", "n": 3}).json()
     assert auto == seed_index.discover_themes(3).as_dict()
     assert client.get("/api/info").json()["count"] == 25
+
+
+def test_similar_like_several_unlike_others_by_facet_and_no_close_match(client, seed_index):
+    two = client.get("/api/similar", params={"ref": ["AutoShard", "FlexShard"], "unlike": "Llama 3", "k": 3}).json()
+    expected = seed_index.similar(["AutoShard", "FlexShard"], 3, unlike=["Llama 3"])
+    assert two["hits"] == expected.as_dicts() and {h["score_kind"] for h in two["hits"]} == {"svm"}
+    assert len(two["excluded"]) == 3  # the two liked and the one unliked
+    facet = client.get("/api/similar", params={"ref": "AutoShard", "facet": "method", "k": 3}).json()
+    assert facet["hits"] == seed_index.similar("AutoShard", 3, facet="method").as_dicts()
+    assert client.get("/api/similar", params={"ref": "AutoShard", "facet": "style"}).status_code == 422
+    assert client.get("/api/similar", params={"ref": ["AutoShard", "FlexShard"], "facet": "method"}).status_code == 400
+    nonsense = client.get("/api/search", params={"q": "zqxj vwpk yfgh", "mode": "dense", "k": 3}).json()
+    assert nonsense[0]["match"] is False
+    page = client.get("/", params={"q": "zqxj vwpk yfgh", "mode": "dense"}).text
+    assert "No close match." in page
+    short = min(seed_index.papers(), key=lambda p: len(p.abstract))  # its own text: a close match even for the fake
+    assert seed_index.search(short.abstract, 1).match
+    assert "No close match." not in client.get("/", params={"q": short.abstract}).text
 
 
 def test_a_paper_by_id_or_arxiv_id_with_every_version(client, seed_index):
@@ -102,6 +120,9 @@ BAD = [
     "/api/similar?ref=no%20such%20paper%20at%20all",
     "/api/similar",
     "/api/similar?ref=AutoShard&text=some%20text",
+    "/api/similar?ref=AutoShard&ref=no%20such%20paper%20at%20all",
+    "/api/similar?text=a%20pasted%20abstract&unlike=AutoShard",
+    "/api/similar?" + "&".join(f"ref=p{i}" for i in range(21)),
     "/api/papers/..%2F..%2Fetc%2Fpasswd",
     "/api/papers/%2Fetc%2Fpasswd",
     "/api/papers/" + "9" * 400,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from semsearch import Index, QueryError
-from semsearch.themes import ABSOLUTE_MIN, RELATIVE_MARGIN, ThemeSpec, assign
+from semsearch.themes import NamedThemes, ThemeSpec, word_evidence
 
 
 def test_theme_spec_parsing():
@@ -18,21 +18,70 @@ def test_theme_spec_parsing():
     assert spec.text == "sharding. partitioning tables or models across devices"
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "sharding:", ": description only", "?!: x"])
+@pytest.mark.parametrize("bad", ["", "   ", "sharding:", ": description only", "?!: x", "x" * 5000])
 def test_bad_theme_syntax_is_refused(bad):
     with pytest.raises(QueryError, match="theme"):
         ThemeSpec.parse(bad)
 
 
-def test_assign_is_multi_label_with_a_floor_and_a_margin():
-    scores = np.array(
-        [
-            [0.40, 0.40 - RELATIVE_MARGIN + 0.01, 0.10],  # two themes nearly equal: both
-            [0.40, 0.40 - RELATIVE_MARGIN - 0.01, 0.10],  # second too far behind: one
-            [ABSOLUTE_MIN - 0.01, 0.0, 0.0],  # fits nothing well enough: unassigned
-        ]
-    )
-    assert assign(scores).tolist() == [[True, True, False], [True, False, False], [False, False, False]]
+def _blobs(rng, centres, per, noise=0.15):
+    x = np.vstack([c + noise * rng.standard_normal((per, len(c))) for c in centres])
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_named_themes_file_every_member_despite_weak_queries():
+    rng = np.random.default_rng(0)
+    dim = 16
+    e = np.eye(dim, dtype=np.float32)
+    # three themes with 20 papers each, 20 papers about something else (axis 3)
+    x = _blobs(rng, [e[0], e[1], e[2], e[3]], 20)
+    # weak, off-centre queries: a one-word theme is a poor query
+    q = np.vstack([e[0] + 0.6 * e[3] + 0.3 * e[1], e[1] + 0.5 * e[3], e[2] + 0.5 * e[0]])
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    model = NamedThemes().fit(x, q)
+    truth = np.zeros((80, 3), dtype=bool)
+    for j in range(3):
+        truth[20 * j : 20 * (j + 1), j] = True
+    pred = model.members_
+    assert (pred & truth).sum() == truth.sum()  # every member found
+    # known limit (docs/benchmarks.md): the boundary is the mean score of the other themes' papers,
+    # so papers about none of the themes are only partly left out
+    assert (pred & truth).sum() / pred.sum() >= 0.65
+    assert model.thresholds_.shape == (3,) and model.scores_.shape == (80, 3)
+
+
+def test_named_themes_are_multi_label_for_a_paper_between_two_themes():
+    rng = np.random.default_rng(1)
+    e = np.eye(8, dtype=np.float32)
+    x = _blobs(rng, [e[0], e[1], e[2]], 20, 0.1)
+    both = (e[0] + e[1]) / np.sqrt(2)
+    x = np.vstack([x, both[None, :]])
+    model = NamedThemes().fit(x, np.vstack([e[0], e[1], e[2]]))
+    assert model.members_[-1].tolist() == [True, True, False]
+    assert model.members_[:20, 0].all() and not model.members_[:20, 1:].any()
+
+
+def test_a_tiny_corpus_files_each_paper_under_its_closest_theme():
+    e = np.eye(4, dtype=np.float32)
+    model = NamedThemes().fit(e[:1], e[:2])
+    assert model.members_.tolist() == [[True, False]]
+    assert NamedThemes().fit(np.zeros((0, 4), np.float32), e[:2]).members_.shape == (0, 2)
+
+
+def test_word_evidence_matches_stems_and_ignores_function_words():
+    ev = word_evidence(["Galaxy formation at high redshift", "Robots grasping objects", "nothing"],
+                       ["galaxies", "theory of robotics"])
+    assert ev[0, 0] == 1.0 and ev[1, 0] == 0.0
+    assert ev[1, 1] == 0.0 or ev[1, 1] == 0.5  # "robots" and "robotics" stem apart in Porter
+    assert ev[2].sum() == 0.0
+
+
+def test_explain_says_why(seed_index):
+    groups = seed_index.themes(["recommendation systems", "quantization"])
+    rows = groups.explain(groups.papers[0].id)
+    assert [r["theme"] for r in rows] == ["recommendation systems", "quantization"]
+    assert all(r["reason"].startswith(("in:", "out:")) for r in rows)
+    assert any(r["member"] for r in rows) == any(groups.papers[0].id == m.paper.id for t in groups for m in t.papers)
 
 
 def test_groups_cover_every_paper_once_or_more(seed_index):
@@ -75,10 +124,27 @@ def test_theme_groups_show_in_notebooks_and_plot(seed_index, tmp_path):
 
 @pytest.mark.slow
 def test_seed_themes_with_the_real_model(real_index_path, real_embedder):
+    from .conftest import ROOT
+
+    labels = json.loads((ROOT / "benchmarks" / "data" / "seed_themes.json").read_text(encoding="utf-8"))
     with Index.open(real_index_path, embedder=real_embedder) as idx:
-        groups = idx.themes(["recommendation systems", "quantization", "sharding"])
+        groups = idx.themes(labels["themes"])
+        ids = [p.id for p in idx.papers()]
+    pred = np.array([[any(m.paper.id == i for m in groups[t].papers) for t in labels["themes"]] for i in ids])
+    truth = np.array([[t in labels["labels"][i] for t in labels["themes"]] for i in ids])
+    tp = (pred & truth).sum()
+    assert 2 * tp / (pred.sum() + truth.sum()) >= 0.75  # 0.810 measured with the int8 index
     names = {t.name: {m.paper.display_title() for m in t.papers} for t in groups}
-    autoshard = "AutoShard: Automated Embedding Table Sharding for Recommender Systems"
-    assert autoshard in names["recommendation systems"] and autoshard in names["sharding"]  # multi-label
+    assert "AutoShard: Automated Embedding Table Sharding for Recommender Systems" in names["sharding"]
     assert "SpinQuant: LLM quantization with learned rotations" in names["quantization"]
     assert "Movie Gen: A Cast of Media Foundation Models" in {p.display_title() for p in groups.unassigned}
+
+
+@pytest.mark.slow
+def test_seed_discovered_themes_keep_the_embedding_table_papers_together(real_index_path, real_embedder):
+    with Index.open(real_index_path, embedder=real_embedder) as idx:
+        groups = idx.discover_themes()
+    where = {m.paper.display_title(): t.name for t in groups for m in t.papers}
+    shard = [t for t in where if t.startswith(("FlexShard", "AutoShard"))]
+    assert len(shard) == 2 and where[shard[0]] == where[shard[1]]
+    assert all(w not in {"model", "learning", "data"} for t in groups for w in t.words)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from semsearch import Index, QueryError, add, build, remove
-from semsearch.index import Manifest
+from semsearch.store import Manifest
 
 from .conftest import CORPUS, FakeEmbedder, run_killed_while_writing
 from .test_ingest import ABSTRACT, OTHER
@@ -220,7 +220,7 @@ def test_a_full_disk_during_an_in_place_update_names_the_file(seed_copy, tmp_pat
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("semsearch.index.shutil.copyfile", full)
+    monkeypatch.setattr("semsearch.update.shutil.copyfile", full)
     with pytest.raises(SemsearchError, match=r"papers\.sqlite: cannot write \(No space left on device\); the previous"):
         add([f], seed_copy, embedder=FakeEmbedder(), cache=False)
     assert Manifest.read(seed_copy) == before and sorted(p.name for p in seed_copy.parent.iterdir()) == ["idx", "new.jsonl"]

@@ -115,7 +115,7 @@ def fetch(
     pages, http, request = plan(source, request, **client_options)
     start = time.perf_counter()
     if index is not None:
-        from ..target import judge
+        from ..store.target import judge
 
         target = judge(index)  # a wrong --index is refused before any request or file
         output = target.parent / f".{target.name}.fetch-{source}.jsonl"
@@ -132,7 +132,8 @@ def fetch(
 
 def _into_index(jsonl: Path, index: str | Path, summary: FetchSummary, embedder, progress: bool) -> dict:
     """Add (or build) `index` from the fetched file, then delete the file."""
-    from .. import add, build
+    from ..builder import build
+    from ..update import add
 
     if summary.records + summary.kept == 0:
         jsonl.unlink(missing_ok=True)

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import QueryError, SemsearchError, __version__
+from ..query import FACETS, MATCH_COSINE, SCORE_MEANING
 from . import pages
 from .calls import NotFound, find_paper, group, paper_dict, search, similar
 from .limits import MAX_GROUP_PAPERS, MAX_THEMES, RELATED_K
@@ -33,6 +34,7 @@ from .models import (
     InfoOut,
     NoParams,
     PaperOut,
+    PaperPageParams,
     SearchPageParams,
     SearchParams,
     SimilarOut,
@@ -110,7 +112,7 @@ def create_app(
         """Papers most like a given paper (`ref`) or a pasted abstract (`text`) (`semsearch similar --json`)."""
         with live.use() as idx:
             hits = similar(idx, params)
-        return {"hits": hits.as_dicts(), "excluded": [e.as_dict() for e in hits.excluded]}
+        return {"hits": hits.as_dicts(), "excluded": [e.as_dict() for e in hits.excluded], "notes": list(hits.notes)}
 
     @app.get("/api/themes", response_model=ThemesOut, response_model_exclude_unset=True, responses=_errors(400),
              tags=["api"])
@@ -147,13 +149,13 @@ def create_app(
                     modes=["hybrid", "dense", "lexical"])
 
     @app.get("/paper/{paper_id:path}", response_class=HTMLResponse, include_in_schema=False)
-    def paper_page(request: Request, paper_id: str):
+    def paper_page(request: Request, paper_id: str, params: Annotated[PaperPageParams, Query()]):
         with live.use() as idx:
             paper = find_paper(idx, paper_id)
-            related = idx.similar(paper.id, RELATED_K)
+            related = idx.similar(paper.id, RELATED_K, facet=params.facet)
         record = paper_dict(paper)
-        return page("paper.html", request, paper=paper, record=record, related=related,
-                    links=pages.links(paper, record["url"]))
+        return page("paper.html", request, paper=paper, record=record, related=related, facet=params.facet,
+                    facets=FACETS, links=pages.links(paper, record["url"]))
 
     @app.get("/themes", response_class=HTMLResponse, include_in_schema=False)
     def themes_page(request: Request, params: Annotated[ThemesPageParams, Query()]):
@@ -249,7 +251,8 @@ def _templates() -> jinja2.Environment:
     env.filters["excerpt"] = pages.excerpt
     env.globals["version"] = __version__
     env.globals["active"] = ""  # the nav item of the page (set by each template)
-    env.globals["score_meaning"] = pages.SCORE_MEANING
+    env.globals["score_meaning"] = SCORE_MEANING
+    env.globals["match_cosine"] = MATCH_COSINE
     return env
 
 

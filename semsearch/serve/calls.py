@@ -19,18 +19,25 @@ def search(idx: Index, params) -> Hits:
 
 
 def similar(idx: Index, params) -> Hits:
-    """`Index.similar` by `ref` or `text` (`models.SimilarParams`); an unknown ref raises NotFound."""
-    if (params.ref is None) == (params.text is None):
-        raise QueryError("give a paper reference (ref) or a pasted abstract (text), not both")
-    if params.ref is not None:
-        try:
-            _, paper = idx.resolve(params.ref)
-        except QueryError as exc:
-            if " matches " in str(exc):  # several papers fit the title: the caller must choose
-                raise
-            raise NotFound(str(exc)) from None
-        return idx.similar(paper.id, params.k, filters=params.filters(), diverse=params.diverse)
-    return idx.similar(text=params.text, k=params.k, filters=params.filters(), diverse=params.diverse)
+    """`Index.similar` like one or several `ref`s (and `unlike` others, by `facet`) or like a `text`
+    (`models.SimilarParams`); a reference that names no paper raises NotFound."""
+    if bool(params.ref) == (params.text is not None):
+        raise QueryError("give paper references (ref) or a pasted abstract (text), not both")
+    refs = [resolve(idx, r) for r in params.ref]
+    return idx.similar(
+        (refs[0] if len(refs) == 1 else refs) or None, params.k, text=params.text, filters=params.filters(),
+        diverse=params.diverse, facet=params.facet, unlike=[resolve(idx, r) for r in params.unlike],
+    )
+
+
+def resolve(idx: Index, ref: str) -> str:
+    """The id of the paper `ref` names (`Index.resolve`); NotFound when none does."""
+    try:
+        return idx.resolve(ref)[1].id
+    except QueryError as exc:
+        if " matches " in str(exc):  # several papers fit the title: a bad request, the caller must choose
+            raise
+        raise NotFound(str(exc)) from None
 
 
 def group(idx: Index, themes, auto, n, query, k, mode, filters):

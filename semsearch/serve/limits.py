@@ -16,6 +16,8 @@ MAX_TEXT_CHARS = 10_000
 MAX_ID_CHARS = 300
 #: Named themes in one request; discovered themes in one request.
 MAX_THEMES = 20
+#: Papers given to `similar` (like these, or unlike these).
+MAX_REFS = 20
 #: Filter values (categories, sources) in one request.
 MAX_FILTER_VALUES = 20
 #: Themes over the whole corpus (no query) only up to this many papers; beyond it, give a query.

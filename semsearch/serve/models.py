@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from .. import Filters
-from .limits import MAX_FILTER_VALUES, MAX_K, MAX_QUERY_CHARS, MAX_TEXT_CHARS, MAX_THEME_K, MAX_THEMES
+from .limits import MAX_FILTER_VALUES, MAX_K, MAX_QUERY_CHARS, MAX_REFS, MAX_TEXT_CHARS, MAX_THEME_K, MAX_THEMES
 
 
 class _Out(BaseModel):
@@ -23,8 +23,11 @@ class HitOut(_Out):
     """One ranked paper (`Hit.as_dict()`). `score` is described by `score_kind`; higher is better."""
 
     rank: int = Field(ge=1)
-    score: float = Field(description="cosine (dense), BM25 (lexical) or fused (hybrid); higher is better")
-    score_kind: str = Field(description="cosine | bm25 | fused")
+    score: float = Field(description="what score_kind says; higher is better")
+    score_kind: str = Field(description="cosine | bm25 | fused (search); cosine | svm | facet (similar)")
+    match: Optional[bool] = Field(
+        None, description="the paper's cosine with the query reaches the bar of a real match; None: not computed"
+    )
     id: str
     title: Optional[str] = Field(description="None when no source gave a title (never invented)")
     display_title: str = Field(description="the title, or '[no title] ' and an abstract excerpt")
@@ -48,10 +51,11 @@ class ExcludedOut(_Out):
 
 
 class SimilarOut(_Out):
-    """`similar --json`: the hits, and the papers left out."""
+    """`similar --json`: the hits, the papers left out, and any fallback taken (notes)."""
 
     hits: list[HitOut]
     excluded: list[ExcludedOut]
+    notes: list[str] = Field(default_factory=list)
 
 
 class ThemePaperOut(_Out):
@@ -133,8 +137,13 @@ class ErrorOut(_Out):
 # --- request parameters: query-string models; an unknown parameter is refused (extra="forbid") ---
 
 
-#: Text with at least one word character's worth of content: a query, a reference, a theme.
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S")]
+#: Not only ASCII white space. Written out because `\S` differs between JSON Schema's ECMA regexes,
+#: pydantic's Rust ones and Python's (U+0085, U+FEFF); text of Unicode spaces only is the library's
+#: "empty query" (400).
+SOME_TEXT = r"[^ \t\n\r\f\v]"
+#: A query, a reference, a theme.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS, pattern=SOME_TEXT)]
+PastedText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS, pattern=SOME_TEXT)]
 FilterValue = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Mode = Literal["dense", "lexical", "hybrid"]
 
@@ -199,11 +208,21 @@ class SearchPageParams(_FormParams):
     diverse: bool = False
 
 
+Facet = Literal["background", "method", "result"]
+
+
 class SimilarParams(FilterParams):
-    ref: Optional[Text] = Field(None, description="paper id, arXiv id or title")
-    text: Optional[Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S")]] = Field(
-        None, description="a pasted abstract instead of ref"
+    ref: list[Text] = Field(
+        default_factory=list, max_length=MAX_REFS,
+        description="paper id, arXiv id or title; repeat for papers like several (a linear SVM ranks them)",
     )
+    unlike: list[Text] = Field(
+        default_factory=list, max_length=MAX_REFS, description="a paper to steer away from (repeat); needs ref"
+    )
+    facet: Optional[Facet] = Field(
+        None, description="compare the sentences playing this role (one ref); the first call embeds sentences"
+    )
+    text: Optional[PastedText] = Field(None, description="a pasted abstract instead of ref")
     k: int = Field(10, ge=1, le=MAX_K, description="number of results")
     diverse: bool = Field(False, description="re-rank for diversity (MMR)")
 
@@ -217,6 +236,10 @@ class ThemesParams(FilterParams):
     query: Optional[Text] = Field(None, description="group only this query's top k results")
     k: int = Field(50, ge=1, le=MAX_THEME_K, description="with query: how many results to group")
     mode: Optional[Mode] = Field(None, description="with query: how to rank its results")
+
+
+class PaperPageParams(_FormParams):
+    facet: Optional[Facet] = None
 
 
 class ThemesPageParams(_FormParams):

@@ -11,12 +11,6 @@ from urllib.parse import quote
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
            "#bab0ac")
 UNASSIGNED = "#c9c9c9"
-#: What each `score_kind` is, shown beside scores (higher is always better).
-SCORE_MEANING = {
-    "cosine": "cosine similarity of embeddings, higher is better",
-    "bm25": "BM25 word match, higher is better",
-    "fused": "0.5 × min-max cosine + 0.5 × min-max BM25 over the candidates, higher is better",
-}
 
 
 def links(paper, url: str | None) -> list[tuple[str, str]]:

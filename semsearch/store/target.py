@@ -17,17 +17,15 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .errors import IndexBusy, IndexTargetError
+from ..errors import IndexBusy, IndexTargetError
+from .manifest import FILES, MANIFEST, SIDE_FILES
 
-MANIFEST, VECTORS, PAPERS = "manifest.json", "vectors.faiss", "papers.sqlite"
-FILES = (MANIFEST, VECTORS, PAPERS)
-#: SQLite's side files next to papers.sqlite, written by SQLite on semsearch's behalf.
-SIDE_FILES = tuple(PAPERS + suffix for suffix in ("-journal", "-wal", "-shm"))
 #: Keys every manifest semsearch ever wrote carries; a manifest.json without them is not ours.
 _MANIFEST_KEYS = ("format_version", "model", "model_fingerprint", "dim", "count")
 #: First line of a lock file, so a user's file of the same name is never taken for one.
 _LOCK_MARK = "semsearch index lock"
 DEFAULT_WAIT = 300.0
+DEFAULT_INDEX = Path("indexes") / "default"
 
 
 def is_index(directory: Path) -> bool:

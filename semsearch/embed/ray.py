@@ -3,7 +3,7 @@
 `RayEmbedder` is an `Embedder` with the same name, dimension and fingerprint as
 `make_embedder(model, backend)`, so an index built through it is the index a local build makes
 and is queried the same way. Texts travel to the actors in *units*: consecutive slices of
-`onnx_backend.ENCODE_CHUNK` texts, the pieces the local ONNX encoder tokenises, sorts by length
+`onnx.ENCODE_CHUNK` texts, the pieces the local ONNX encoder tokenises, sorts by length
 and batches on its own, so every forward pass sees the batch it sees locally and the vectors are
 bit-identical (int8 activation scales are computed per batch, so any other batching would move
 them by up to ~0.02). The torch backend sorts its whole input by length, so units change its
@@ -19,8 +19,10 @@ from contextlib import contextmanager
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
-from .embed import PROGRESS_MIN_TEXTS, make_embedder, resolve_backend
-from .errors import SemsearchError
+from ..errors import SemsearchError
+from . import onnx
+from .backends import make_embedder, resolve_backend
+from .base import PROGRESS_MIN_TEXTS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,7 +51,7 @@ class RayEmbedder:
         address: Ray cluster to join (None = $RAY_ADDRESS, else a new local Ray). When this process
             has already called `ray.init`, that session is used as it is.
         cpus_per_worker: CPUs reserved per actor, and its ONNX threads (threads change speed, not vectors).
-        unit_size: texts per unit (None = onnx_backend.ENCODE_CHUNK, which keeps vectors identical to
+        unit_size: texts per unit (None = onnx.ENCODE_CHUNK, which keeps vectors identical to
             the local path; a multiple of it does too).
     Raises:
         SemsearchError: Ray is not installed, a bad worker count, or an unknown backend.
@@ -127,10 +129,8 @@ class EncodeUnits:
     """
 
     def __init__(self, model: str, backend: str, fingerprint: str, threads: int, unit_size: int):
-        from .onnx_backend import OnnxEmbedder
-
         self.embedder = make_embedder(model, backend)
-        if isinstance(self.embedder, OnnxEmbedder):
+        if isinstance(self.embedder, onnx.OnnxEmbedder):
             self.embedder.threads = threads  # torch actors follow OMP_NUM_THREADS, which Ray sets
         if self.embedder.fingerprint != fingerprint:
             import socket
@@ -156,9 +156,7 @@ class EncodeUnits:
 
 
 def _encode_chunk() -> int:
-    from . import onnx_backend
-
-    return onnx_backend.ENCODE_CHUNK
+    return onnx.ENCODE_CHUNK
 
 
 def _unit_tables(texts: Sequence[str], size: int) -> list:

@@ -28,8 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from .embed import PROGRESS_MIN_TEXTS, cache_dir, file_fingerprint, resolve_model
-from .errors import SemsearchError
+from ..errors import SemsearchError
+from .base import PROGRESS_MIN_TEXTS, cache_dir, file_fingerprint, resolve_model
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,20 +74,12 @@ def model_folder(model: str | None) -> tuple[str, Path]:
     return name, Path(target)
 
 
-_FP_MEMO: dict[tuple[str, int, int], str | None] = {}
-
-
 def weights_fingerprint(folder: Path) -> str:
-    """`file_fingerprint` of a model folder, memoised per (path, size, mtime) within the process."""
-    folder = Path(folder)
-    weights = next((folder / f for f in ("model.safetensors", "pytorch_model.bin") if (folder / f).is_file()), None)
-    if weights is None:
+    """`file_fingerprint` of a model folder; raises SemsearchError when it has no weight file."""
+    fp = file_fingerprint(Path(folder))
+    if fp is None:
         raise SemsearchError(f"{folder}: no model.safetensors or pytorch_model.bin to fingerprint and export")
-    st = weights.stat()
-    key = (str(weights.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _FP_MEMO:
-        _FP_MEMO[key] = file_fingerprint(folder)
-    return _FP_MEMO[key]  # type: ignore[return-value]
+    return fp
 
 
 def read_model_config(folder: Path) -> dict:
@@ -301,7 +293,7 @@ def _quantize(out_dir: Path) -> dict:
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
-        raise SemsearchError(f"int8 quantization needs onnxruntime and onnx ({exc}): pip install 'semsearch[onnx]'") from None
+        raise SemsearchError(f"int8 quantization needs onnxruntime and onnx ({exc}): pip install onnxruntime onnx") from None
     source = out_dir / FP32_FILE
     start = time.perf_counter()
 
@@ -463,7 +455,7 @@ class OnnxEmbedder:
         cache_dir: str | Path | None = None,
     ):
         if not available():
-            raise SemsearchError("the ONNX backend needs onnxruntime and tokenizers: pip install 'semsearch[onnx]'")
+            raise SemsearchError("the ONNX backend needs onnxruntime and tokenizers: pip install onnxruntime tokenizers")
         self.name, self._folder = model_folder(model)
         self.quantized = quantized
         self.threads = threads

@@ -1,0 +1,80 @@
+"""Fusion: absolute-unit hybrid scores, IDF mass from FTS5, the match flag."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from semsearch import fusion, query
+from semsearch.store import lexical
+
+
+def test_lexical_mass_is_fts5_idf_of_each_term(seed_index):
+    con = seed_index._store.connection
+    mass = fusion.lexical_mass(con, "sharding embedding tables zzzunseenzzz")
+    total = con.execute("SELECT count(*) FROM papers_fts").fetchone()[0]
+    n = con.execute("SELECT count(*) FROM papers_fts WHERE papers_fts MATCH '\"sharding\"'").fetchone()[0]
+    assert mass.terms == ("sharding", "embedding", "tables", "zzzunseenzzz")
+    assert mass.idf[0] == pytest.approx(math.log((total - n + 0.5) / (n + 0.5)))
+    assert mass.idf[3] == pytest.approx(math.log((total + 0.5) / 0.5))  # no paper holds it: as rare as can be
+    assert mass.upper == pytest.approx(sum(mass.idf) * 2.2)
+
+
+def test_normalised_bm25_is_at_most_one_and_zero_without_terms(seed_index):
+    con = seed_index._store.connection
+    for q in ("embedding table sharding", "quantization of large language models with rotations", "the of and"):
+        mass = fusion.lexical_mass(con, q)
+        found = lexical.search(con, q, 30)
+        norm = fusion.normalised_bm25(np.array([s for _, s in found], dtype=np.float32), mass)
+        assert (norm >= 0).all() and (norm <= 1).all()
+    assert fusion.normalised_bm25(np.array([0.0], dtype=np.float32), fusion.LexicalMass((), ())).tolist() == [0.0]
+
+
+def test_hybrid_gives_every_candidate_its_real_cosine_and_bm25(seed_index):
+    q = "automated sharding of embedding tables"
+    con = seed_index._store.connection
+    qv = seed_index.embed([q])[0]
+    found = seed_index.search_vectors(qv[None], 3)
+    dense = [(int(r), float(s)) for r, s in zip(found.rows[0], found.scores[0])]
+    lex = lexical.search(con, q, 3)
+    fused = dict(fusion.hybrid(con, q, qv, dense, lex, seed_index.vectors))
+    rows = sorted(fused)
+    assert set(rows) == {r for r, _ in dense} | {r for r, _ in lex}
+    bm = dict(lexical.search(con, q, 100, rows, fusion.TITLE_WEIGHTS))
+    mass = fusion.lexical_mass(con, q)
+    for r in rows:  # oracle: the definition, term by term
+        expect = float(seed_index.vectors([r])[0] @ qv) + fusion.LEXICAL_WEIGHT * bm.get(r, 0.0) / mass.upper
+        assert fused[r] == pytest.approx(expect, abs=1e-5)
+
+
+def test_match_flag_is_the_cosine_against_the_calibrated_bar(seed_index, monkeypatch):
+    q = "embedding table sharding"
+    hits = seed_index.search(q, k=5)
+    cosine = seed_index.vectors([seed_index.resolve(h.id)[0] for h in hits]) @ seed_index.embed([q])[0]
+    assert [h.match for h in hits] == [bool(c >= query.MATCH_COSINE) for c in cosine]
+    monkeypatch.setattr(query, "MATCH_COSINE", 1.01)
+    hits = seed_index.search(q, k=5)
+    assert hits.match is False and hits.as_dicts()[0]["match"] is False
+    assert "no close match" in hits._repr_html_()
+    assert seed_index.search("embedding table sharding", k=2, mode="lexical").match is None  # no bar for BM25
+
+
+@pytest.mark.slow
+def test_real_model_says_no_close_match_for_an_off_topic_query(real_index_path, real_embedder):
+    from semsearch import Index
+
+    with Index.open(real_index_path, embedder=real_embedder) as idx:
+        off = idx.search("sourdough bread recipes", k=3)
+        on = idx.search("how do I shard embedding tables?", k=3)
+    assert off.match is False and on.match is True
+    assert off[0].score < 0.5 * on[0].score  # min-max gave both ~1
+
+
+def test_prf_query_moves_towards_the_feedback_and_stays_normalised():
+    q = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    top = np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]], dtype=np.float32)
+    moved = fusion.prf_query(q, top, 1.0)
+    assert np.linalg.norm(moved) == pytest.approx(1.0) and moved[1] == pytest.approx(moved[0])
+    assert fusion.prf_query(q, top, 0.0) is q
