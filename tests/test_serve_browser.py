@@ -156,11 +156,23 @@ def test_search_open_a_paper_and_follow_a_related_one(page, tmp_path):
     page.set_viewport_size(PHONE)
     assert fits_width(page)
     page.set_viewport_size(DESKTOP)
+    page.click("nav.facets a:has-text('method')")  # the facet switch: related by the sentences giving the method
+    page.wait_for_url("**?facet=method")
+    assert page.locator("nav.facets a[aria-current=true]").inner_text() == "method"
+    assert page.locator("section.related a.title").count() == 10
+    page.click("nav.facets a:has-text('whole abstract')")
+    page.wait_for_load_state()
     first = related.first.inner_text()
     related.first.click()
     page.wait_for_load_state()
     assert page.locator("h1").inner_text() == first
     assert page.locator("section.related a.title", has_text=AUTOSHARD).count() == 1  # and back again
+
+
+def test_no_close_match_is_said(page):
+    page.goto("/?q=zqxj+vwpk+yfgh&mode=dense")
+    assert page.locator(".no-match").inner_text().startswith("No close match.")
+    assert page.locator(".hit .weak").count() == 10
 
 
 def test_filters_and_modes_from_the_form(page):
