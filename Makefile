@@ -12,8 +12,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: the CPU wheel; an unpinned torch pulls a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	# the ray extra (ray[data], no torch) so the suite runs `build --engine ray` too
-	$(BIN)/pip install -q -e '.[test,ray]'
+	# the ray extra (ray[data], no torch) so the suite runs `build --engine ray` too; serve: web app + MCP
+	$(BIN)/pip install -q -e '.[test,ray,serve]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -26,10 +26,11 @@ demo: index
 	$(BIN)/semsearch similar "AutoShard" -k 3 --index $(INDEX)
 	$(BIN)/semsearch themes --theme "recommendation systems" --theme quantization --theme sharding --index $(INDEX)
 
-# pytest exit 5 = no tests collected: a broken set-up, never a pass
+# pytest exit 5 = no tests collected: a broken set-up, never a pass; -rs prints why a test was skipped
+# (the browser tests skip without Chromium, except under CI=true where that fails)
 test: venv
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q; rc=$$?; \
+	$(BIN)/python -m pytest -q -rs; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: set-up is broken" >&2; exit 1; fi; exit $$rc
 
 clean:

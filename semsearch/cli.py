@@ -510,6 +510,40 @@ def info(index: IndexOpt = DEFAULT_INDEX, as_json: JsonOpt = False) -> None:
     _emit(d, as_json, lambda: _table(f"index {d['path']}", ["field", "value"], rows))
 
 
+@app.command()
+@_fails_cleanly
+def serve(
+    index: IndexOpt = DEFAULT_INDEX,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; other than 127.0.0.1 is warned.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
+) -> None:
+    """Serve a web app and a JSON API over the index (read-only) until Ctrl-C; pages at /, API docs at /docs.
+
+    Needs pip install 'semsearch[serve]'.
+
+    Example: semsearch serve --index indexes/default --port 8000
+    """
+    from .serve import serve as run
+
+    run(index, host, port, say=lambda line: err.print(line, soft_wrap=True))
+
+
+@app.command()
+@_fails_cleanly
+def mcp(index: IndexOpt = DEFAULT_INDEX) -> None:
+    """Answer Model Context Protocol requests on stdin/stdout (tools: search, similar, themes, paper).
+
+    Needs pip install 'semsearch[serve]'. An assistant starts it; see the README for its configuration.
+
+    Example: semsearch mcp --index indexes/default
+    """
+    from .mcp_server import run
+
+    run(index)
+
+
 def main() -> None:
     """The `semsearch` command. A plain `search` skips typer's parsing (see render.py); launch.main,
     the installed entry point, also skips importing this module for it."""

@@ -395,6 +395,20 @@ class Index:
 
     # --- related papers ------------------------------------------------------------
 
+    def paper(self, id: str) -> Paper:
+        """The paper with this record id, arXiv id (any form) or former id (`Paper.names`); never by title.
+
+        Raises:
+            QueryError: no paper has this id.
+        """
+        arxiv = maybe_arxiv(id)
+        for column, value in (("id", id), ("arxiv_id", arxiv), ("name", id), ("name", arxiv)):
+            if value:
+                found = self._store.find(column, value)
+                if found:
+                    return found[0][1]
+        raise QueryError(f"no paper with id or arXiv id {id!r}: see `semsearch papers`")
+
     def resolve(self, ref: str) -> tuple[int, Paper]:
         """The (row, paper) a reference names: record id, arXiv id (any form), any id of a record
         merged into it or an id it had before an update (`Paper.names`), or title.

@@ -121,3 +121,9 @@ def test_build_speed_levers_benchmark(tmp_path):
         for p in map(json.loads, SAMPLE.read_text().splitlines())))
     out = run("build_speed.py", "--levers", "--n", "40", "--rounds", "1", "--data", tmp_path)
     assert "| 2 sessions x 1 thread, batch 32 (default) |" in out and "(before) |" in out
+
+
+def test_serve_load_benchmark(seed_index_path):
+    out = run("serve_load.py", "--index", seed_index_path, "--cli", "tests.fake_cli",
+              "--clients", 2, "--requests", 10)
+    assert "20 requests in" in out and "| all | 20 | 0 |" in out and "server stopped (exit status 0)" in out

@@ -84,7 +84,8 @@ def test_stages_point_one_way():
              "semsearch.embed", "semsearch.store", "semsearch.builder", "semsearch.update", "semsearch.fetch",
              "semsearch.tables", "semsearch.results", "semsearch.cluster", "semsearch.themes", "semsearch.fusion",
              "semsearch.facets", "semsearch.recommend", "semsearch.query",
-             "semsearch.export", "semsearch.enrich", "semsearch.evaluate", "semsearch.render", "semsearch.cli",
+             "semsearch.export", "semsearch.enrich", "semsearch.evaluate", "semsearch.serve", "semsearch.mcp_server",
+             "semsearch.render", "semsearch.cli",
              "semsearch.launch", "semsearch.__main__"]
 
     def stage(module: str) -> int:

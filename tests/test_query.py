@@ -270,3 +270,13 @@ def test_dataframes_carry_the_display_title_the_table_shows(seed_index):
     untitled = frame[frame["title"].isna()]
     assert len(untitled) and untitled["display_title"].str.startswith("[no title]").all()
     assert "display_title" in seed_index.search("sharding", k=3).to_pandas()
+
+
+def test_paper_by_record_id_or_arxiv_id_never_by_title(seed_index):
+    paper = next(p for p in seed_index.papers() if p.arxiv_id)
+    for ref in (paper.id, paper.arxiv_id, f"arXiv:{paper.arxiv_id}v3", f"https://arxiv.org/abs/{paper.arxiv_id}"):
+        assert seed_index.paper(ref) == paper
+    titled = next(p for p in seed_index.papers() if p.title)
+    for ref in (titled.title, "../../etc/passwd", ""):
+        with pytest.raises(QueryError, match="no paper with id or arXiv id"):
+            seed_index.paper(ref)
