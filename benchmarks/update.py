@@ -99,7 +99,7 @@ def main() -> None:
     for name, s in steps.items():
         o = s["out"]
         choice = o.get("index_choice", {})
-        how = choice.get("update") or f"{choice.get('type')} {choice.get('params')}"
+        how = o.get("update") or f"{choice.get('type')} {choice.get('params')}"
         print(f"{name:<22}{s['seconds']:>9.1f}{s['rss_mib']:>14.0f}{o['papers']:>9}{'-' if o.get('embedded') is None else o['embedded']:>10}  {how}")
     ratio = steps["rebuild (warm cache)"]["seconds"] / steps["add"]["seconds"]
     print(f"rebuild / add wall time: {ratio:.1f}x")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -20,9 +20,12 @@ from .store.target import DEFAULT_INDEX, DEFAULT_WAIT, WriterLock, is_index, jud
 from .store.tune import TARGET_RECALL, build_vector_index
 
 
-@dataclass
+@dataclass(frozen=True)
 class BuildSummary:
-    """What a build read, merged, skipped and wrote."""
+    """What a build or update read, merged, skipped and wrote (frozen: each step makes a new one
+    with `dataclasses.replace`). `index_choice` is the vector structure chosen; `update` says how
+    an update was applied ("updated in place", "rebuilt: REASON", "nothing changed"; None for a
+    build)."""
 
     index: str
     files: list[dict]
@@ -36,6 +39,7 @@ class BuildSummary:
     embedded: int | None = None  # texts embedded by an update (the rest reused)
     removed: list[str] = field(default_factory=list)
     likely_duplicates: list[LikelyDuplicate] = field(default_factory=list)  # not merged: look at them
+    update: str | None = None
 
     @property
     def merged_records(self) -> int:
@@ -56,6 +60,7 @@ class BuildSummary:
             "embedded": self.embedded,
             "removed": self.removed,
             "likely_duplicates": [asdict(d) for d in self.likely_duplicates],
+            "update": self.update,
         }
 
 
@@ -133,9 +138,7 @@ def build(
         ray_address=ray_address,
         wait=wait,
     )
-    summary.skipped = [s for f in results for s in f.skipped]
-    summary.seconds = time.perf_counter() - start
-    return summary
+    return replace(summary, skipped=[s for f in results for s in f.skipped], seconds=time.perf_counter() - start)
 
 
 def build_records(
@@ -171,11 +174,8 @@ def build_records(
             merged.papers, staging, embedder or embed.make_embedder(model, backend), progress, cache, index_type,
             target_recall, {"files": files or [], "records": len(raw), "merged_groups": len(merged.groups)},
         )
-    summary.merged_groups = merged.groups
-    summary.likely_duplicates = merged.likely_duplicates
-    summary.records = len(raw)
-    summary.seconds = time.perf_counter() - start
-    return summary
+    return replace(summary, merged_groups=merged.groups, likely_duplicates=merged.likely_duplicates,
+                   records=len(raw), seconds=time.perf_counter() - start)
 
 
 @contextmanager

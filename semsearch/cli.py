@@ -139,7 +139,7 @@ def _emit_summary(s, as_json: bool) -> None:
 def _build_table(d: dict) -> Table:
     rows = [[f["path"], f["format"], f["records"], f["skipped"]] for f in d["files"]]
     rows.append(["total", "", d["records"], len(d["skipped"])])
-    update = d["index_choice"].get("update")
+    update = d["update"]
     how = f"; {d['embedded']} texts embedded, index {update}" if update else ""
     t = _table(
         f"{d['index']}: {d['papers']} papers from {d['records']} abstracts "
@@ -198,7 +198,7 @@ def remove(
 
     d = remove_papers(ids, index, wait=wait).as_dict()
     _emit(d, as_json, lambda: f"removed {', '.join(d['removed'])}; {d['papers']} papers left in {d['index']} "
-          f"(index {d['index_choice'].get('update')})")
+          f"(index {d['update']})")
 
 
 @app.command()
@@ -477,6 +477,7 @@ def export(
     k: KOpt = 10,
     fmt: Annotated[str, typer.Option("--format", help="bibtex | csv | jsonl | ris")] = "bibtex",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace --output if it exists.")] = False,
     author: AuthorOpt = None,
     index: IndexOpt = DEFAULT_INDEX,
 ) -> None:
@@ -489,7 +490,7 @@ def export(
 
     with Index.open(index) as idx:
         papers = select(idx, ids or (), query, k, _filters(None, None, None, None, author))
-    _export(papers, fmt, output)
+    _export(papers, fmt, output, force)
 
 
 @app.command()

@@ -135,7 +135,7 @@ def enrich(
 
     if found:
         done = rewrite(index, change, embedder=embedder, wait=wait)
-        summary.update = done.index_choice.get("update", "updated")
+        summary.update = done.update or "updated"
     summary.seconds = time.perf_counter() - start
     if error is not None:
         raise FetchError(f"{error}; {len(summary.filled)} papers were enriched before it, run again to continue")

@@ -15,6 +15,7 @@ from typing import Callable, Mapping, Sequence
 
 from .errors import CorpusError
 from .ingest import RawRecord, clean_text
+from .progress import bar as progress_bar
 
 
 @dataclass
@@ -156,21 +157,15 @@ def evaluate(
         if index is None:
             build_records(data.records, path, model=model, dedupe=False, progress=progress)
         with Index.open(path, model=model if index is not None else None) as idx:
-            bar = None
-            if progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=len(queries), desc="queries", unit="q")
+            bar = progress_bar(len(queries), "queries", show=progress, unit="q")
 
             def search(texts: Sequence[str], k: int) -> list[list[str]]:
                 found = [[h.id for h in hits] for hits in idx.search_batch(texts, k, mode=mode)]
-                if bar is not None:
-                    bar.update(len(texts))
+                bar.update(len(texts))
                 return found
 
             run = run_queries(search, queries, 100, batch)
-            if bar is not None:
-                bar.close()
+            bar.close()
     metrics = score_run(run, data.qrels)
     metrics.update(
         mode=mode or DEFAULT_MODE,

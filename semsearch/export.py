@@ -14,12 +14,12 @@ import io
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .atomic import atomic_write_bytes
 from .errors import ExportError
 from .provenance import paper_doi, paper_url
 from .records import Paper
@@ -176,16 +176,19 @@ def render(papers: Sequence[Paper], fmt: str) -> str:
     return FORMATS[fmt](papers)
 
 
-def write(text: str, output: str | Path, fmt: str = "") -> None:
+def write(text: str, output: str | Path, fmt: str = "", *, overwrite: bool = False) -> None:
     """Write `text` to `output` atomically (a temporary sibling, then rename); CSV files get a
-    UTF-8 byte-order mark so spreadsheets read accents right."""
+    UTF-8 byte-order mark so spreadsheets read accents right. An existing `output` is replaced only
+    with `overwrite` (it may be the user's own file)."""
     path = Path(output)
+    if os.path.lexists(path) and not (overwrite and path.is_file()):
+        raise ExportError(
+            f"{path}: exists; semsearch does not replace it: choose another --output"
+            + (", or add --force to replace it" if path.is_file() else "")
+        )
     data = (("\ufeff" if fmt == "csv" else "") + text).encode("utf-8")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
     except OSError as exc:
         raise ExportError(f"{path}: cannot write ({exc.strerror or exc})") from None
 

@@ -63,15 +63,16 @@ def hits_table(hits) -> Table:
     )
 
 
-def export(papers, fmt: str, output: Path | None = None) -> None:
-    """Papers as BibTeX/CSV/JSONL/RIS: to `output` (atomically), else to stdout."""
+def export(papers, fmt: str, output: Path | None = None, overwrite: bool = False) -> None:
+    """Papers as BibTeX/CSV/JSONL/RIS: to `output` (atomically; an existing file only with
+    `overwrite`), else to stdout."""
     from .export import render, write
 
     text = render(papers, fmt)
     if output is None:
         sys.stdout.write(text)
     else:
-        write(text, output, fmt)
+        write(text, output, fmt, overwrite=overwrite)
         err.print(f"wrote {len(papers)} papers to {output} ({fmt})")
 
 

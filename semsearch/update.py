@@ -155,7 +155,7 @@ def _apply(
     cache_path = default_cache_path() if cache is True else (cache or None)
     reusing = _Reusing(CachedEmbedder(opened.embedder, cache_path) if cache_path else opened.embedder, {})
     if not plan:
-        summary = _summary(target, len(papers), {"update": "nothing changed"}, start)
+        summary = _summary(target, len(papers), manifest.build.get("index_choice", {}), "nothing changed", start)
     elif reason is None:
         summary = _update_in_place(target, opened, plan, papers, reusing, progress, facts)
     else:
@@ -168,14 +168,12 @@ def _apply(
         summary = _build_papers(
             papers, Staging(target), reusing, progress, False, kind, target_recall, {**kept, **facts}
         )
-        summary.index_choice["update"] = f"rebuilt: {reason}"
-    summary.embedded = reusing.embedded
-    summary.seconds = time.perf_counter() - start
-    return summary
+        summary = replace(summary, update=f"rebuilt: {reason}")
+    return replace(summary, embedded=reusing.embedded, seconds=time.perf_counter() - start)
 
 
-def _summary(target: Path, papers: int, choice: dict, start: float) -> BuildSummary:
-    return BuildSummary(str(target), [], papers, papers, [], [], time.perf_counter() - start, choice)
+def _summary(target: Path, papers: int, choice: dict, update: str, start: float) -> BuildSummary:
+    return BuildSummary(str(target), [], papers, papers, [], [], time.perf_counter() - start, choice, update=update)
 
 
 def _update_in_place(
@@ -228,8 +226,8 @@ def _update_in_place(
         update_papers(path, plan.retire, plan.update, appended)
 
     Staging(target).write({VECTORS: write_vectors, PAPERS: write_papers, MANIFEST: lambda path: updated.write(path.parent)})
-    choice = {**manifest.build.get("index_choice", {}), "update": "updated in place", **step}
-    return _summary(target, len(papers), choice, start)
+    choice = {**manifest.build.get("index_choice", {}), **step}
+    return _summary(target, len(papers), choice, "updated in place", start)
 
 
 def add(
@@ -267,13 +265,13 @@ def add(
         facts = {"files": opened.manifest.build.get("files", []) + _file_facts(results),
                  "records": opened.manifest.build.get("records", 0) + len(new)}
         summary = _apply(target, opened, merged.papers, progress=progress, cache=cache, facts=facts)
-    summary.files, summary.records, summary.papers_before = _file_facts(results), len(new), len(opened.stored)
     added = {f"{r.source}:{r.line}" for r in new}
-    summary.merged_groups = [g for g in merged.groups if added & set(g.sources)]
-    summary.likely_duplicates = [d for d in merged.likely_duplicates if added & set(d.sources)]
-    summary.skipped = [s for f in results for s in f.skipped]
-    summary.seconds = time.perf_counter() - start
-    return summary
+    return replace(
+        summary, files=_file_facts(results), records=len(new), papers_before=len(opened.stored),
+        merged_groups=[g for g in merged.groups if added & set(g.sources)],
+        likely_duplicates=[d for d in merged.likely_duplicates if added & set(d.sources)],
+        skipped=[s for f in results for s in f.skipped], seconds=time.perf_counter() - start,
+    )
 
 
 def remove(
@@ -301,10 +299,7 @@ def remove(
         if not keep:
             raise QueryError(f"removing {len(papers)} papers would leave {index} empty: delete the directory instead")
         summary = _apply(target, opened, keep, progress=False, cache=False, facts={})
-    summary.papers_before = len(papers)
-    summary.removed = sorted(gone)
-    summary.seconds = time.perf_counter() - start
-    return summary
+    return replace(summary, papers_before=len(papers), removed=sorted(gone), seconds=time.perf_counter() - start)
 
 
 def rewrite(
@@ -320,6 +315,4 @@ def rewrite(
         opened = _open_for_update(target, embedder)
         before = [p for _, p in opened.stored]
         summary = _apply(target, opened, change(list(before)), progress=progress, cache=cache, facts={})
-    summary.papers_before = len(before)
-    summary.seconds = time.perf_counter() - start
-    return summary
+    return replace(summary, papers_before=len(before), seconds=time.perf_counter() - start)

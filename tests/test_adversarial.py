@@ -282,3 +282,13 @@ def test_fetch_never_extends_a_users_file(user_files):
     result = semsearch("fetch", "arxiv", "--id", "2407.21783", "--output", user_files / "notes.txt", env=env)
     refused(result, "notes.txt:1: exists and is not JSON lines of papers")
     assert tree(user_files) == before
+
+
+def test_export_never_replaces_a_users_file_unless_forced(user_files, built):
+    before = tree(user_files)
+    result = semsearch("export", "--format", "csv", "--output", user_files / "notes.txt", "--index", built)
+    refused(result, "notes.txt: exists; semsearch does not replace it", "--force")
+    refused(semsearch("export", "--output", user_files / "thesis", "--index", built), "thesis: exists")
+    assert tree(user_files) == before
+    forced = semsearch("export", "--format", "csv", "--output", user_files / "notes.txt", "--force", "--index", built)
+    assert forced.returncode == 0 and (user_files / "notes.txt").read_text(encoding="utf-8-sig").startswith("\"id\",")

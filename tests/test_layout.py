@@ -80,7 +80,7 @@ def test_only_the_presentation_layer_renders():
 
 def test_stages_point_one_way():
     """A stage imports only stages before it: ingest -> records -> embed -> store -> build/update -> query."""
-    order = ["semsearch.errors", "semsearch.version", "semsearch.ingest", "semsearch.records", "semsearch.provenance",
+    order = ["semsearch.errors", "semsearch.version", "semsearch.atomic", "semsearch.progress", "semsearch.ingest", "semsearch.records", "semsearch.provenance",
              "semsearch.embed", "semsearch.store", "semsearch.builder", "semsearch.update", "semsearch.fetch",
              "semsearch.tables", "semsearch.results", "semsearch.cluster", "semsearch.themes", "semsearch.fusion",
              "semsearch.facets", "semsearch.recommend", "semsearch.query",

@@ -50,13 +50,20 @@ def test_cache_root_follows_semsearch_cache_dir(monkeypatch, tmp_path):
 
 
 def test_atomic_write_leaves_nothing_when_the_writer_fails(tmp_path):
+    from semsearch.atomic import atomic_write
+
     def fail(path: Path) -> None:
         path.write_bytes(b"half a model")
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
-        ob._atomic_write(tmp_path / "model.onnx", fail)
+        atomic_write(tmp_path / "model.onnx", fail)
     assert list(tmp_path.iterdir()) == []
+    (tmp_path / "model.onnx").write_bytes(b"the old model")
+    with pytest.raises(RuntimeError):
+        atomic_write(tmp_path / "model.onnx", fail)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+    assert (tmp_path / "model.onnx").read_bytes() == b"the old model"
 
 
 def test_models_with_a_dense_layer_are_refused(tmp_path):

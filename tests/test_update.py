@@ -106,12 +106,12 @@ def test_add_and_remove_change_every_index_type_in_place(kind, synthetic_files, 
     assert built.index_type == kind
 
     s = add([new], path, embedder=FakeEmbedder(), cache=False)
-    assert s.index_choice["update"] == "updated in place" and s.embedded == 30 and s.papers == 430
+    assert s.update == "updated in place" and s.embedded == 30 and s.papers == 430
     m = Manifest.read(path)
     assert (m.count, m.rows, m.retired, m.index_type, m.index_params) == (430, 430, 0, kind, built.index_params)
 
     s = remove(["p3", "p401"], path, embedder=FakeEmbedder())
-    assert s.index_choice["update"] == "updated in place" and s.removed == ["p3", "p401"]
+    assert s.update == "updated in place" and s.removed == ["p3", "p401"]
     m = Manifest.read(path)
     assert (m.count, m.rows, m.retired) == (428, 430, 2)
 
@@ -180,7 +180,7 @@ def test_many_retired_rows_trigger_a_full_rebuild(seed_copy):
     with Index.open(seed_copy, embedder=FakeEmbedder()) as idx:
         ids = [p.id for p in idx.papers()][:7]  # 7 of 25 > RETIRED_MAX
     s = remove(ids, seed_copy, embedder=FakeEmbedder())
-    assert s.index_choice["update"].startswith("rebuilt: 7 of 25 rows would be retired")
+    assert s.update.startswith("rebuilt: 7 of 25 rows would be retired")
     m = Manifest.read(seed_copy)
     assert (m.count, m.rows, m.retired) == (18, 18, 0)
 
@@ -191,7 +191,7 @@ def test_an_approximate_index_grown_past_its_tuning_is_rebuilt(synthetic_files, 
     small = _synthetic(tmp_path / "small.jsonl", 200, seed=1)
     build([small], path, embedder=FakeEmbedder(), cache=False, index_type="hnsw")
     s = add([_synthetic(tmp_path / "more.jsonl", 150, seed=3, start=200)], path, embedder=FakeEmbedder(), cache=False)
-    assert s.index_choice["update"].startswith("rebuilt: 350 rows, 1.8x the 200")
+    assert s.update.startswith("rebuilt: 350 rows, 1.8x the 200")
     m = Manifest.read(path)
     assert (m.index_type, m.count, m.build["rows_at_build"]) == ("hnsw", 350, 350)
 

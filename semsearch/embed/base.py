@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
+from ..atomic import atomic_write_text
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -114,10 +116,7 @@ def _fingerprint_memo() -> tuple[Path, dict]:
 def _remember_fingerprint(path: Path, key: str, fp: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {**_fingerprint_memo()[1], key: fp}
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps({**_fingerprint_memo()[1], key: fp}))
     except OSError:
         pass  # a read-only home only costs the hash next time
 

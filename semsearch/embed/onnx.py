@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from ..atomic import atomic_write
 from ..errors import SemsearchError
+from ..progress import bar as progress_bar
 from .base import PROGRESS_MIN_TEXTS, cache_dir, file_fingerprint, resolve_model
 
 if TYPE_CHECKING:
@@ -130,24 +130,8 @@ def read_model_config(folder: Path) -> dict:
     }
 
 
-def _atomic_write(target: Path, write) -> None:
-    """Call `write(temp_path)`, then rename the temporary file onto `target` (never a half file)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a cache file is as readable as any other
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_json(target: Path, obj: dict) -> None:
-    _atomic_write(target, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8"))
+    atomic_write(target, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8"))
 
 
 def _pool(hidden: "np.ndarray", mask: "np.ndarray", pooling: str) -> "np.ndarray":
@@ -269,7 +253,7 @@ def _export_fp32(folder: Path, out_dir: Path, config: dict) -> dict:
                     ) from None
         verify(path)
 
-    _atomic_write(out_dir / FP32_FILE, export)
+    atomic_write(out_dir / FP32_FILE, export)
     return {
         "inputs": inputs,
         "dim": int(ref.shape[-1]),
@@ -311,7 +295,7 @@ def _quantize(out_dir: Path) -> dict:
             except Exception as exc:  # onnx raises DecodeError & co. on a damaged file
                 raise SemsearchError(f"cannot quantize {source}: {exc}. Delete {out_dir} to re-export it") from None
 
-    _atomic_write(out_dir / INT8_FILE, write)
+    atomic_write(out_dir / INT8_FILE, write)
     return {"int8": {**_int8_recipe(), "quantize_seconds": round(time.perf_counter() - start, 1)}}
 
 
@@ -354,7 +338,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: bool = Fal
         "weights_fingerprint": weights_fingerprint(folder),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    _atomic_write(out / TOKENIZER_FILE, lambda p: p.write_bytes(_tokenizer_path(config).read_bytes()))
+    atomic_write(out / TOKENIZER_FILE, lambda p: p.write_bytes(_tokenizer_path(config).read_bytes()))
     if quantize:
         meta.update(_quantize(out))
     else:  # an int8 file beside a new fp32 one was made from the old one
@@ -602,11 +586,7 @@ class OnnxEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         inputs = self.config["inputs"]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        bar = None
-        if progress and len(texts) > PROGRESS_MIN_TEXTS:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(texts), desc="embedding", unit="text", file=sys.stderr)
+        bar = progress_bar(len(texts), "embedding", show=progress and len(texts) > PROGRESS_MIN_TEXTS)
         # Tokenise a chunk at a time: tokenizers' Encoding objects cost ~100 bytes a token, so a
         # whole large corpus at once would take gigabytes.
         for chunk in range(0, len(texts), ENCODE_CHUNK):
@@ -618,10 +598,8 @@ class OnnxEmbedder:
             batches = [order[start : start + self.batch_size] for start in range(0, len(encodings), self.batch_size)]
             for rows, vectors in zip(batches, _run_batches(sessions, batches, encodings, lengths, inputs, self.config)):
                 out[chunk + rows] = vectors
-                if bar is not None:
-                    bar.update(len(rows))
-        if bar is not None:
-            bar.close()
+                bar.update(len(rows))
+        bar.close()
         return out
 
     def __repr__(self) -> str:

@@ -175,20 +175,14 @@ def _collect(batches: Iterable[dict], n: int, dim: int, progress: bool) -> "np.n
 
     out = np.empty((n, dim), dtype=np.float32)
     seen = np.zeros(n, dtype=bool)
-    bar = None
-    if progress and n > PROGRESS_MIN_TEXTS:
-        import sys
+    from ..progress import bar as progress_bar
 
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, desc="embedding (ray)", unit="text", file=sys.stderr)
+    bar = progress_bar(n, "embedding (ray)", show=progress and n > PROGRESS_MIN_TEXTS)
     for batch in batches:
         out[batch["pos"]] = batch["vector"]
         seen[batch["pos"]] = True
-        if bar is not None:
-            bar.update(len(batch["pos"]))
-    if bar is not None:
-        bar.close()
+        bar.update(len(batch["pos"]))
+    bar.close()
     if not seen.all():
         raise SemsearchError(f"Ray returned vectors for {int(seen.sum())} of {n} texts: run the build again")
     return out

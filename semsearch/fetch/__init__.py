@@ -142,4 +142,4 @@ def _into_index(jsonl: Path, index: str | Path, summary: FetchSummary, embedder,
     done = (add if exists else build)([jsonl], index, embedder=embedder, progress=progress)
     jsonl.unlink(missing_ok=True)
     summary.output = str(index)
-    return {"papers": done.papers, "update": done.index_choice.get("update", "built")}
+    return {"papers": done.papers, "update": done.update or "built"}

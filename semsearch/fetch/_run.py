@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from ..errors import FetchError
 
 
@@ -88,9 +89,7 @@ def _check_fetched(path: Path) -> None:
 
 
 def _write_state(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(state, indent=1) + "\n")
 
 
 def describe(request: dict) -> str:

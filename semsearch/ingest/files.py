@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import itertools
-import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
@@ -234,10 +233,10 @@ def read_paths(
     if not progress or sum(sizes) <= PROGRESS_MIN_BYTES:
         results = [_read_or_skip(f, in_dir, columns, None) for f, in_dir in files]
     else:
-        from tqdm import tqdm
+        from ..progress import bar as progress_bar
 
         results = []
-        with tqdm(total=sum(sizes), desc="reading", unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr) as bar:
+        with progress_bar(sum(sizes), "reading", unit="B", unit_scale=True, unit_divisor=1024) as bar:
             for (f, in_dir), size in zip(files, sizes):
                 done = bar.n + size
                 results.append(_read_or_skip(f, in_dir, columns, bar.update))
