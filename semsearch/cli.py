@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
+from . import render
 from .errors import SemsearchError
+from .render import emit as _emit
+from .render import err, out
+from .render import export as _export
+from .render import filters as _filters
+from .render import hits_table as _hits_table
+from .render import table as _table
 from .store.target import DEFAULT_INDEX, DEFAULT_WAIT
 
 app = typer.Typer(
@@ -25,15 +29,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-def _literal_console(**kwargs) -> Console:
-    """A console that prints every string as it is: queries, titles, ids, file names and theme
-    names come from users and corpora, so `[INST]`, `[bold]` or `:fire:` must reach the terminal
-    unchanged. Style is given only through `Text` objects, never through markup in a string."""
-    return Console(markup=False, emoji=False, highlight=False, **kwargs)
-
-
-out = _literal_console(soft_wrap=False)
-err = _literal_console(stderr=True)
 MAX_SKIPPED_SHOWN = 20
 
 IndexOpt = Annotated[Path, typer.Option("--index", "-i", help="Index directory.")]
@@ -71,54 +66,10 @@ def _fails_cleanly(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except SemsearchError as exc:
-            err.print(Text.assemble(("error:", "red"), " ", str(exc)), soft_wrap=True)
+            render.error(str(exc))
             raise typer.Exit(1) from None
 
     return wrapper
-
-
-def _emit(data, as_json: bool, table: Callable[[], Table | str]) -> None:
-    """Shared output: JSON to stdout for programs, or a rich table for people."""
-    if as_json:
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    else:
-        out.print(table())
-
-
-def _filters(year_from, year_to, source, category, author=None):
-    from .query import Filters
-
-    return Filters(year_from, year_to, tuple(source or ()), tuple(category or ()), tuple(author or ()))
-
-
-def _export(papers, fmt: str, output: Path | None = None) -> None:
-    """Papers as BibTeX/CSV/JSONL/RIS: to `output` (atomically), else to stdout."""
-    from .export import render, write
-
-    text = render(papers, fmt)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write(text, output, fmt)
-        err.print(f"wrote {len(papers)} papers to {output} ({fmt})")
-
-
-def _hits_table(hits) -> Table:
-    rows = hits.as_dicts()
-    return _table(
-        hits.caption,
-        ["#", "score", "title", "id", "date"],
-        [[h["rank"], f"{h['score']:.3f}", h["display_title"], h["id"], h["date"]] for h in rows],
-    )
-
-
-def _table(title: str, columns: list[str], rows: list[list]) -> Table:
-    t = Table(title=title, title_justify="left", show_lines=False)
-    for c in columns:
-        t.add_column(c, overflow="fold")
-    for r in rows:
-        t.add_row(*("" if v is None else str(v) for v in r))
-    return t
 
 
 @app.command()
@@ -271,17 +222,7 @@ def search(
 
     Example: semsearch search "how do I shard embedding tables?" -k 5 --year-from 2021
     """
-    from .query import MATCH_COSINE, Index
-
-    filters = _filters(year_from, year_to, source, category, author)
-    with Index.open(index, model=model) as idx:
-        hits = idx.search(query, k, mode=mode, filters=filters, diverse=diverse)
-    if fmt:
-        return _export([h.paper for h in hits], fmt)
-    if hits.match is False and not as_json:
-        err.print(f"no close match: the best paper's cosine with the query is below {MATCH_COSINE:g}, the bar of a "
-                  "real match (README, Scores)" if hits else "no results", soft_wrap=True)
-    _emit(hits.as_dicts(), as_json, lambda: _hits_table(hits))
+    render.search(query, k, index, model, mode, year_from, year_to, source, category, author, diverse, fmt, as_json)
 
 
 @app.command()
@@ -604,7 +545,10 @@ def mcp(index: IndexOpt = DEFAULT_INDEX) -> None:
 
 
 def main() -> None:
-    app()
+    """The `semsearch` command. A plain `search` skips typer's parsing (see render.py); launch.main,
+    the installed entry point, also skips importing this module for it."""
+    if not render.answer_plain_search(sys.argv[1:]):
+        app()
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ followed across atomic replacements (`serve.live.LiveIndex`).
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-from . import Filters, SemsearchError, __version__
+from .errors import SemsearchError
+from .query import Filters
 from .serve.limits import MAX_FILTER_VALUES, MAX_K, MAX_QUERY_CHARS, MAX_REFS, MAX_TEXT_CHARS, MAX_THEME_K, MAX_THEMES
+from .version import __version__
 
 INSTRUCTIONS = (
     "Semantic search over a local index of scientific paper abstracts. `search` finds papers for a question; "

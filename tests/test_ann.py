@@ -8,7 +8,7 @@ import pytest
 from semsearch import Filters, Index
 from semsearch.builder import build_records
 from semsearch.ingest import RawRecord
-from semsearch.store.tune import FLAT_MAX, build_vector_index, factory_for, nlist_for
+from semsearch.store.tune import FLAT_MAX, build_vector_index, factory_for, near_duplicates, nlist_for
 
 from .conftest import FakeEmbedder
 
@@ -44,6 +44,45 @@ def test_approximate_kinds_reach_the_target_recall(kind):
     truth = exact_top(x, q, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)])
     assert recall >= 0.85  # fresh queries, not the tuning sample
+
+
+def with_near_copies(papers: int = 800, copies: int = 12, dim: int = 32, seed: int = 0):
+    """(corpus, fresh queries): papers with smoothly spread neighbourhoods, each followed into the
+    corpus by ~`copies` near-copies (cosine ~0.86 to it, ~0.74 to each other; the 1M benchmark's
+    synthetic papers), and 200 more papers from the same distribution that have no copies."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(50, dim))
+    base = centres[rng.integers(0, 50, papers + 200)] + rng.normal(size=(papers + 200, dim))
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    near = base[rng.integers(0, papers, papers * copies)] + 0.1 * rng.normal(size=(papers * copies, dim))
+    near /= np.linalg.norm(near, axis=1, keepdims=True)
+    return np.vstack([base[:papers], near]).astype(np.float32), base[papers:].astype(np.float32)
+
+
+def test_near_copies_do_not_make_tuning_stop_early():
+    x, fresh = with_near_copies()
+    truth = exact_top(x, fresh, 10)
+
+    def fresh_recall(index):
+        _, found = index.search(fresh, 10)
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)])
+
+    # Counting a sampled paper's own near-copies, tuning is easy and stops at a tiny nprobe.
+    old, old_choice = build_vector_index(x, "ivf-sq8", target_recall=0.9, near_duplicate_gap=None)
+    assert old_choice.reached and fresh_recall(old) < 0.8
+    index, choice = build_vector_index(x, "ivf-sq8", target_recall=0.9)
+    assert choice.reached and choice.params["nprobe"] > old_choice.params["nprobe"]
+    assert choice.near_duplicate_queries > choice.tuned_on / 2 and choice.near_duplicates_excluded > choice.tuned_on
+    assert fresh_recall(index) >= 0.88  # the target, within the error of 200 queries
+
+
+def test_near_duplicates_end_at_the_deepest_cliff():
+    smooth = np.linspace(0.8, 0.5, 20)
+    group = np.r_[0.9, 0.8, 0.78, 0.6, np.linspace(0.59, 0.4, 16)]  # three, then a drop of 0.18
+    late = np.r_[0.95, 0.8, np.linspace(0.79, 0.7, 8), 0.6, np.linspace(0.59, 0.5, 9)]  # two cliffs: after 1, 10
+    sims = np.vstack([smooth, group, late]).astype(np.float32)
+    assert near_duplicates(sims, 0.05, 19).tolist() == [0, 3, 10]
+    assert near_duplicates(sims, 0.05, 5).tolist() == [0, 3, 1]  # only the first 6 neighbours looked at
 
 
 def test_unreachable_target_falls_back_to_the_best_measured():

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from .conftest import ROOT
 
@@ -63,9 +64,9 @@ def test_scale_benchmark(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1200, 16)).astype(np.float32)
     np.save(tmp_path / "v.npy", x / np.linalg.norm(x, axis=1, keepdims=True))
-    out = run("scale.py", "--vectors", tmp_path / "v.npy", "--sizes", "500,1500", "--kinds", "flat,ivf-sq8",
-              "--queries", "20", "--target-recall", "0.5", "--sweep")
-    assert "1500  ivf-sq8" in out and "nprobe=" in out
+    out = run("scale.py", "--vectors", tmp_path / "v.npy", "--sizes", "500,1500", "--kinds", "flat,ivf-sq8,auto",
+              "--queries", "20", "--target-recall", "0.5", "--sweep", "--tried")
+    assert " 1500         ivf-sq8 " in out and "nprobe=" in out and "auto:flat" in out and "tried: ivf-sq8 nprobe=1" in out
 
 
 def test_dedup_threshold_benchmark():
@@ -105,6 +106,21 @@ def test_record_ids_benchmark(tmp_path):
     out = run("record_ids.py", "--data", tmp_path, "--embedder", "fake")
     assert "13 papers (13 distinct ids) -> 13 records" in out and "query ids resolved by `similar ID`: 2/2" in out
     assert "likely duplicates listed, not merged: 1 (1 different ids)" in out
+
+
+@pytest.mark.slow
+def test_cold_query_benchmark():
+    out = run("cold_query.py", "--runs", "1")
+    assert "| ratio search / imports, pair by pair |" in out
+
+
+@pytest.mark.slow
+def test_build_speed_levers_benchmark(tmp_path):
+    (tmp_path / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": p["id"], "title": p["title"], "text": p["abstract"]}) + "\n"
+        for p in map(json.loads, SAMPLE.read_text().splitlines())))
+    out = run("build_speed.py", "--levers", "--n", "40", "--rounds", "1", "--data", tmp_path)
+    assert "| 2 sessions x 1 thread, batch 32 (default) |" in out and "(before) |" in out
 
 
 def test_serve_load_benchmark(seed_index_path):

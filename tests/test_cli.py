@@ -266,3 +266,101 @@ def test_search_says_when_nothing_is_a_close_match(tmp_path, fake_model, monkeyp
     code, out, err = run("search", "sourdough bread recipes", "-k", "2", "--index", idx)
     assert code == 0 and err.strip() == ("no close match: the best paper's cosine with the query is below 1.01, "
                                          "the bar of a real match (README, Scores)")
+
+
+# --- a plain `search` is answered without typer (render.plain_search) -------------------------
+
+
+def test_plain_search_options_are_cli_searchs():
+    import inspect
+
+    import typer.main
+
+    from semsearch import render
+
+    command = typer.main.get_command(cli.app).commands["search"]
+    options = {o: p for p in command.params if p.param_type_name == "option" for o in p.opts}
+    assert set(options) == set(render.SEARCH_OPTIONS)
+    defaults = {n: p.default for n, p in inspect.signature(render.search).parameters.items()}
+    assert [p.name for p in command.params] == list(defaults)
+    for name, (param, kind) in render.SEARCH_OPTIONS.items():
+        option = options[name]
+        assert option.name == param, name
+        assert (option.is_flag, option.multiple) == (kind is bool, kind is list), name
+        assert option.default in (defaults[param], None if kind is list else defaults[param]), name
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["search", "q"], {"query": "q"}),
+        (["search", "-k", "3", "q", "-i", "x", "--json", "--source", "a", "--source", "b", "--year-from=2021"],
+         {"k": 3, "query": "q", "index": Path("x"), "as_json": True, "source": ["a", "b"], "year_from": 2021}),
+        (["search", "q", "-k", "3", "-k", "-2"], {"query": "q", "k": -2}),  # the last wins, as in click
+        (["search", "q", "--diverse", "--mode", "dense", "--format", "bibtex"],
+         {"query": "q", "diverse": True, "mode": "dense", "fmt": "bibtex"}),
+        (["search"], None),  # no query
+        (["search", "q", "r"], None),  # two
+        (["search", "--help"], None),
+        (["search", "q", "--nope"], None),
+        (["search", "q", "-k"], None),  # a missing value
+        (["search", "q", "-k", "three"], None),
+        (["search", "q", "-k", "1_0"], None),
+        (["search", "q", "-k3"], None),
+        (["search", "q", "--json=yes"], None),
+        (["search", "--", "-q"], None),
+        (["similar", "q"], None),
+        ([], None),
+    ],
+)
+def test_plain_search_reads_only_what_it_is_sure_of(argv, expected):
+    from semsearch import render
+
+    assert render.plain_search(argv) == expected
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["embedding table sharding", "-k", "3"],
+        ["embedding table sharding", "--json", "--mode", "dense"],
+        ["language models", "--year-from", "2023", "--diverse", "--format", "ris"],
+        ["", "--json"],  # an error: one line, exit 1
+        ["q", "--mode", "nope"],
+    ],
+)
+def test_plain_search_prints_what_typer_prints(seed_index_path, fake_model, capsys, monkeypatch, args):
+    from semsearch import launch
+
+    code, typer_out, typer_err = run("search", *args, "--index", seed_index_path)
+    monkeypatch.setattr(sys, "argv", ["semsearch", "search", *args, "--index", str(seed_index_path)])
+    try:
+        launch.main()
+        plain_code = 0
+    except SystemExit as exc:
+        plain_code = exc.code
+    captured = capsys.readouterr()
+    plain_out = captured.out.replace("\r\n", "\n")  # as click's test runner hands typer's back (RIS ends lines so)
+    assert (plain_code, plain_out, captured.err) == (code, typer_out, typer_err)
+
+
+def test_a_flat_index_is_searched_without_typer_faiss_or_torch(seed_index_path):
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from tests.conftest import FakeEmbedder\n"
+        "import semsearch.embed\n"
+        "semsearch.embed.query_embedder_for = lambda model, fingerprint: FakeEmbedder()\n"
+        f"sys.argv = ['semsearch', 'search', 'embedding table sharding', '--index', {str(seed_index_path)!r}]\n"
+        "from semsearch import launch\n"
+        "launch.main()\n"
+        "heavy = ('typer', 'pydantic', 'faiss', 'torch', 'sentence_transformers', 'sklearn', 'pandas', 'ray')\n"
+        "print('HEAVY', [m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert "AutoShard" in out and "HEAVY []" in out
+
+
+def test_python_dash_m_semsearch_is_the_command():
+    out = subprocess.run([sys.executable, "-m", "semsearch", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and "Usage: " in out.stdout and "search" in out.stdout

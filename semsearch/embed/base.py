@@ -79,8 +79,9 @@ _FP_MEMO: dict[str, str] = {}
 def file_fingerprint(folder: Path) -> str | None:
     """SHA-256 (first 16 hex) of a model folder's weight file, or None when there is none.
 
-    Hashing ~90 MB costs a few hundred ms, so the result is remembered in this process and beside
-    the embedding cache, keyed by the file's path, size and modification time.
+    Hashing ~90 MB costs a few hundred ms, so the result is remembered in this process and in
+    cache_dir()/fingerprints.json (beside the ONNX exports, so also with SEMSEARCH_CACHE=off, which
+    turns off the embedding cache only), keyed by the file's path, size and modification time.
     """
     f = weights_file(folder)
     if f is None:
@@ -90,7 +91,7 @@ def file_fingerprint(folder: Path) -> str | None:
     if key in _FP_MEMO:
         return _FP_MEMO[key]
     memo = _fingerprint_memo()
-    if memo is not None and key in memo[1]:
+    if key in memo[1]:
         _FP_MEMO[key] = memo[1][key]
         return _FP_MEMO[key]
     h = hashlib.sha256()
@@ -98,16 +99,12 @@ def file_fingerprint(folder: Path) -> str | None:
         for block in iter(lambda: fh.read(1 << 22), b""):
             h.update(block)
     fp = _FP_MEMO[key] = h.hexdigest()[:16]
-    if memo is not None:
-        _remember_fingerprint(memo[0], key, fp)
+    _remember_fingerprint(memo[0], key, fp)
     return fp
 
 
-def _fingerprint_memo() -> tuple[Path, dict] | None:
-    cache = default_cache_path()
-    if cache is None:
-        return None
-    path = cache.parent / "fingerprints.json"
+def _fingerprint_memo() -> tuple[Path, dict]:
+    path = cache_dir() / "fingerprints.json"
     try:
         return path, json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -117,8 +114,7 @@ def _fingerprint_memo() -> tuple[Path, dict] | None:
 def _remember_fingerprint(path: Path, key: str, fp: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        memo = _fingerprint_memo()
-        data = {**(memo[1] if memo else {}), key: fp}
+        data = {**_fingerprint_memo()[1], key: fp}
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, path)

@@ -9,6 +9,7 @@ fingerprint and needs torch + transformers (+ `onnx` for the int8 file); the fil
 |---|---|
 | `model.onnx` | the transformer, fp32: input_ids, attention_mask (, token_type_ids) -> last_hidden_state |
 | `model_int8.onnx` | the same with int8 weights (onnxruntime dynamic quantization) |
+| `model.basic.onnx`, `model_int8.basic.onnx` | either with basic graph optimisations applied, saved by the first query (loads faster) |
 | `tokenizer.json` | the model's tokenizer |
 | `onnx_config.json` | what encoding needs besides: max_seq_length, pooling, dim, inputs; export facts |
 
@@ -39,6 +40,8 @@ OPSET = 17
 #: Suffix of the fingerprint of int8 vectors: an index built with them must be queried with them.
 INT8_SUFFIX = "-onnx-int8"
 FP32_FILE, INT8_FILE = "model.onnx", "model_int8.onnx"
+#: A model file's copy with basic graph optimisations applied, for query sessions (`_query_session`).
+BASIC_SUFFIX = ".basic.onnx"
 TOKENIZER_FILE, CONFIG_FILE = "tokenizer.json", "onnx_config.json"
 #: The int8 recipe (benchmarks/encode_speed.py): dynamic quantization, signed int8 weights per
 #: output channel, of the MatMuls and the embedding tables (Gather). Per-tensor scales lost ~0.06
@@ -47,7 +50,7 @@ TOKENIZER_FILE, CONFIG_FILE = "tokenizer.json", "onnx_config.json"
 INT8_WEIGHT_TYPE = "QInt8"
 INT8_PER_CHANNEL = True
 INT8_OPS = ("MatMul", "Gather")
-#: onnxruntime threads: one for a few texts (a query), BATCH_THREADS for more (a build).
+#: Cores: one for a few texts (a query), BATCH_THREADS batches at once for more (a build).
 FEW_TEXTS, BATCH_THREADS = 8, 2
 #: Texts tokenised at a time by `OnnxEmbedder.encode` (bounds memory on large corpora).
 ENCODE_CHUNK = 2048
@@ -391,23 +394,58 @@ def _read_config(out: Path) -> dict:
         raise SemsearchError(f"cannot read {path}: {exc}. Delete {out} to re-export it") from None
 
 
-def _session(path: Path, threads: int, light: bool = False):
+def _session(path: Path, threads: int, light: bool = False, *, optimized: bool = False, save_to: Path | None = None):
+    """An onnxruntime session of `path`.
+
+    Args:
+        light: graph optimisation "basic" only (a query session, see below), else all.
+        optimized: `path` was saved already optimised (`save_to`): optimise nothing.
+        save_to: also write the optimised graph there (renamed into place; skipped if unwritable).
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # errors only: graph-optimisation notices are noise
-    if light:
+    if optimized:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    elif light:
         # A query session: full graph optimisation costs ~70 ms of a ~0.5 s cold query and gains
         # nothing on a handful of short texts; basic (constant folding, redundant nodes) stays.
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    tmp = None
+    if save_to is not None:
+        tmp = save_to.with_name(f".{save_to.name}.{os.getpid()}.tmp")
+        opts.optimized_model_filepath = str(tmp)
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf on damaged files
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+            return _session(path, threads, light)  # perhaps only the copy could not be written
         raise SemsearchError(
             f"cannot load ONNX model {path}: {str(exc).splitlines()[0][:200]}. Delete {path.parent} to re-export it"
         ) from None
+    if tmp is not None:
+        try:
+            os.replace(tmp, save_to)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    return session
+
+
+def _query_session(path: Path, threads: int):
+    """`_session(path, threads, light=True)`, from the basic-optimised copy saved beside `path`
+    (`<name>.basic.onnx`, made on first use): same graph, same vectors, and ~13 ms less of a ~0.3 s
+    cold query, since loading it optimises nothing (docs/benchmarks.md, "Cold query")."""
+    saved = path.with_name(path.stem + BASIC_SUFFIX)
+    try:
+        if saved.stat().st_mtime_ns >= path.stat().st_mtime_ns:  # else made from an older `path`
+            return _session(saved, threads, optimized=True)
+    except (OSError, SemsearchError):
+        pass  # none yet, or damaged: made again
+    return _session(path, threads, light=True, save_to=saved)
 
 
 def available() -> bool:
@@ -432,6 +470,43 @@ def can_export(model_dir: str | Path, cache_dir: str | Path | None = None) -> bo
     return find_spec("torch") is not None and find_spec("transformers") is not None
 
 
+def _run_batches(sessions: list, batches: list, encodings: list, lengths: "np.ndarray", inputs: list[str], config: dict):
+    """Each batch's (len(batch), dim) vectors, in order; with several sessions, batches run side by
+    side, one per session (onnxruntime releases the GIL while it runs)."""
+    import numpy as np
+
+    def run(rows: "np.ndarray", session) -> "np.ndarray":
+        width = int(lengths[rows].max())
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for i, r in enumerate(rows):
+            ids[i, : lengths[r]] = encodings[r].ids
+            mask[i, : lengths[r]] = 1
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = session.run(None, {k: feed[k] for k in inputs})[0]
+        return _pool(hidden, mask, config["pooling"])
+
+    if len(sessions) == 1 or len(batches) == 1:
+        yield from (run(rows, sessions[0]) for rows in batches)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    from queue import SimpleQueue
+
+    free: SimpleQueue = SimpleQueue()
+    for session in sessions:
+        free.put(session)
+
+    def job(rows: "np.ndarray") -> "np.ndarray":
+        session = free.get()
+        try:
+            return run(rows, session)
+        finally:
+            free.put(session)
+
+    with ThreadPoolExecutor(len(sessions), thread_name_prefix="semsearch-onnx") as pool:
+        yield from pool.map(job, batches)
+
+
 class OnnxEmbedder:
     """An Embedder running the model's ONNX export with onnxruntime; never imports torch to encode.
 
@@ -440,7 +515,8 @@ class OnnxEmbedder:
     Args:
         model: sentence-transformers model directory; None = the bundled default.
         quantized: use int8 weights (faster, slightly different vectors: fingerprint `…-onnx-int8`).
-        threads: onnxruntime intra-op threads; None = 1 for up to 8 texts, else 2.
+        threads: cores to use: for up to 8 texts (a query) one session's threads, else batches run
+            at once (one single-threaded session each); None = 1 for up to 8 texts, else BATCH_THREADS.
         batch_size: texts per forward pass (texts are sorted by length first, so padding is small).
         cache_dir: root of the export cache (default `onnx_cache_root()`).
     """
@@ -493,20 +569,28 @@ class OnnxEmbedder:
         return int(self.config["dim"])
 
     def _load(self, n_texts: int):
-        """Tokenizer and session for encoding `n_texts` texts at once.
+        """Tokenizer and sessions for encoding `n_texts` texts at once.
 
-        A few texts (a query) get a light session: graph optimisation "basic", `threads` or one. More
-        get full optimisation, `threads` or BATCH_THREADS. The choice is made per ENCODE_CHUNK,
-        never per call, so encoding a list gives the same vectors as encoding each ENCODE_CHUNK slice
-        of it alone (what `--engine ray` relies on); the thread count changes speed, not vectors, while
-        the optimisation level changes int8 vectors (up to ~0.015 per component).
+        A few texts (a query) get one light session: graph optimisation "basic", `threads` or one
+        thread. More get `threads` or BATCH_THREADS sessions of one thread each, fully optimised,
+        that run whole batches side by side: batches in parallel scale with cores where one
+        session's threads wait for each other at every operator (worst on a busy machine;
+        docs/benchmarks.md, "Build speed"). The choice is made per ENCODE_CHUNK, never per call,
+        so encoding a list gives the same vectors as encoding each ENCODE_CHUNK slice of it alone
+        (what `--engine ray` relies on); threads change speed, not vectors, while the optimisation
+        level changes int8 vectors (up to ~0.015 per component).
         """
         if self._tokenizer is None:
             self._tokenizer = _load_tokenizer(self._export_dir() / TOKENIZER_FILE, self.config["max_seq_length"])
         light = n_texts <= FEW_TEXTS
-        threads = self.threads or (1 if light else min(BATCH_THREADS, os.cpu_count() or 1))
-        if (threads, light) not in self._sessions:
-            self._sessions[threads, light] = _session(self.path, threads, light)
+        if light:
+            threads = self.threads or 1
+            if (threads, light) not in self._sessions:
+                self._sessions[threads, light] = [_query_session(self.path, threads)]
+        else:
+            threads = self.threads or min(BATCH_THREADS, os.cpu_count() or 1)
+            if (threads, light) not in self._sessions:
+                self._sessions[threads, light] = [_session(self.path, 1) for _ in range(threads)]
         return self._tokenizer, self._sessions[threads, light]
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> "np.ndarray":
@@ -527,21 +611,13 @@ class OnnxEmbedder:
         # whole large corpus at once would take gigabytes.
         for chunk in range(0, len(texts), ENCODE_CHUNK):
             part = texts[chunk : chunk + ENCODE_CHUNK]
-            tok, session = self._load(len(part))
+            tok, sessions = self._load(len(part))
             encodings = tok.encode_batch(part)
             lengths = np.array([len(e.ids) for e in encodings])
             order = np.argsort(-lengths, kind="stable")  # similar lengths together: little padding
-            for start in range(0, len(encodings), self.batch_size):
-                rows = order[start : start + self.batch_size]
-                width = int(lengths[rows].max())
-                ids = np.zeros((len(rows), width), dtype=np.int64)
-                mask = np.zeros_like(ids)
-                for i, r in enumerate(rows):
-                    ids[i, : lengths[r]] = encodings[r].ids
-                    mask[i, : lengths[r]] = 1
-                feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-                hidden = session.run(None, {k: feed[k] for k in inputs})[0]
-                out[chunk + rows] = _pool(hidden, mask, self.config["pooling"])
+            batches = [order[start : start + self.batch_size] for start in range(0, len(encodings), self.batch_size)]
+            for rows, vectors in zip(batches, _run_batches(sessions, batches, encodings, lengths, inputs, self.config)):
+                out[chunk + rows] = vectors
                 if bar is not None:
                     bar.update(len(rows))
         if bar is not None:

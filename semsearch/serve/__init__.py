@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import SemsearchError
+from ..errors import SemsearchError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000

@@ -22,8 +22,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from .. import QueryError, SemsearchError, __version__
+from ..errors import QueryError, SemsearchError
 from ..query import FACETS, MATCH_COSINE, SCORE_MEANING
+from ..version import __version__
 from . import pages
 from .calls import NotFound, find_paper, group, paper_dict, search, similar
 from .limits import MAX_GROUP_PAPERS, MAX_THEMES, RELATED_K

@@ -5,7 +5,9 @@ No web framework here, so the web app and the MCP server share them.
 
 from __future__ import annotations
 
-from .. import Hits, Index, Papers, QueryError
+from ..errors import QueryError
+from ..query import Index
+from ..results import Hits, Papers
 from .limits import MAX_GROUP_PAPERS, MAX_ID_CHARS
 
 

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import Index, ModelMismatch, SemsearchError
+from ..errors import ModelMismatch, SemsearchError
+from ..query import Index
 
 MANIFEST = "manifest.json"
 

@@ -103,10 +103,12 @@ def update_papers(
 
 def paper_from_row(row: Sequence) -> Paper:
     """A `Paper` from a SELECT of _COLUMNS."""
-    values = {c: (tuple(json.loads(v)) if c in _JSON_COLUMNS and v else v) for c, v in zip(_COLUMNS, row)}
-    for c in _JSON_COLUMNS:
-        values[c] = values[c] or ()
+    values = {c: (_json_tuple(v) if c in _JSON_COLUMNS else v) for c, v in zip(_COLUMNS, row)}
     return Paper(**values)
+
+
+def _json_tuple(value: str | None) -> tuple:
+    return tuple(json.loads(value)) if value and value != "[]" else ()
 
 
 class PaperStore:
@@ -140,6 +142,9 @@ class PaperStore:
     def by_rows(self, rows: Sequence[int]) -> dict[int, Paper]:
         found: dict[int, Paper] = {}
         rows = [int(r) for r in rows]
+        if len(rows) > self.count // 4:  # most of the index: one scan beats hundreds of IN (...) lookups
+            wanted = set(rows)
+            return {row: p for row, p in self._select() if row in wanted}
         for i in range(0, len(rows), 500):
             chunk = rows[i : i + 500]
             found.update(self._select(f"WHERE row IN ({', '.join('?' * len(chunk))})", chunk))

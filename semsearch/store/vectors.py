@@ -4,6 +4,10 @@
 builds (Flat, IVF-SQ8, IVF-PQ with SQ8 refinement, HNSW); `NumpyIndex` does the same with plain
 arrays, exactly, as the reference the conformance test checks every structure against. Scores
 are inner products of L2-normalised vectors (cosine), higher is better.
+
+A Flat file is read without FAISS (`_read_flat`: its vectors and ids are plain arrays in the file)
+and searched with a numpy matrix product, so a query never imports FAISS (~50 ms of a ~0.3 s cold
+query); FAISS is loaded only if such an index is changed or saved.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ if TYPE_CHECKING:
 REFINE_K_FACTOR = 4
 #: Filtered queries on an approximate index search up to this many allowed rows exactly.
 EXACT_FILTER_MAX = 50_000
+#: Bytes of query-by-vector scores a numpy Flat search holds at once (queries are taken in chunks).
+SCORES_BYTES = 64 << 20
 
 
 class omp_threads:
@@ -61,18 +67,55 @@ def _top_k(sims: "np.ndarray", ids: "np.ndarray", k: int) -> tuple["np.ndarray",
     return scores, found
 
 
+def _best_k(sims: "np.ndarray", ids: "np.ndarray", k: int) -> tuple["np.ndarray", "np.ndarray"]:
+    """`_top_k` by partial sort (same answers but among equal scores at the k-th place): (n, k)
+    best first, id -1 and score -inf where fewer than k columns, or only -inf ones, exist."""
+    import numpy as np
+
+    kk = min(k, sims.shape[1])
+    scores, found = _empty(len(sims), k)
+    if kk:
+        part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk] if kk < sims.shape[1] else None
+        part = np.sort(part, axis=1) if part is not None else np.broadcast_to(np.arange(kk), (len(sims), kk))
+        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(part, order, axis=1)
+        scores[:, :kk] = np.take_along_axis(sims, top, axis=1)
+        found[:, :kk] = ids[top]
+        found[np.isneginf(scores)] = -1
+    return scores, found
+
+
 class VectorIndex:
     """A FAISS index of vectors by id (an IndexIDMap2): build, add, search, reconstruct, save, load.
 
     Args:
-        index: the FAISS IndexIDMap2 to wrap.
+        index: the FAISS IndexIDMap2 to wrap (None with `flat`).
         params: search parameters (`nprobe` for IVF, `efSearch` for HNSW), applied now.
+        flat: instead of `index`, a Flat index as arrays: (vectors (n, dim) float32, ids (n,) int64),
+            searched with numpy; the FAISS index is made from them only when needed (add, save).
     """
 
-    def __init__(self, index, params: dict | None = None):
-        self._index = index
+    def __init__(self, index=None, params: dict | None = None, *, flat: tuple["np.ndarray", "np.ndarray"] | None = None):
+        if (index is None) == (flat is None):
+            raise ValueError("give a FAISS index or flat arrays")
+        self._faiss_index = index
+        self._flat = flat
+        self._positions_of: tuple["np.ndarray", "np.ndarray"] | None = None  # (argsort of ids, sorted ids)
         self.params = dict(params or {})
         self.set_params(self.params)
+
+    @property
+    def _index(self):
+        """The FAISS IndexIDMap2, made from the flat arrays on first use (then those are dropped)."""
+        if self._faiss_index is None:
+            import faiss
+            import numpy as np
+
+            vectors, ids = self._flat
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+            self._faiss_index, self._flat, self._positions_of = index, None, None
+        return self._faiss_index
 
     @classmethod
     def trained(cls, factory: str, vectors: "np.ndarray", random_state: int = 0, ids=None) -> "VectorIndex":
@@ -113,16 +156,18 @@ class VectorIndex:
 
     @property
     def dim(self) -> int:
-        return int(self._index.d)
+        return int(self._flat[0].shape[1] if self._flat is not None else self._index.d)
 
     @property
     def ntotal(self) -> int:
         """Vectors held (retired rows included)."""
-        return int(self._index.ntotal)
+        return int(len(self._flat[1]) if self._flat is not None else self._index.ntotal)
 
     @property
     def exact(self) -> bool:
         """Whether search is brute force (a Flat index)."""
+        if self._flat is not None:
+            return True
         import faiss
 
         return isinstance(self._inner(), faiss.IndexFlat)
@@ -130,6 +175,8 @@ class VectorIndex:
     @property
     def nlist(self) -> int | None:
         """IVF lists, or None for a structure without them."""
+        if self._flat is not None:
+            return None
         import faiss
 
         ivf = faiss.try_extract_index_ivf(self._inner())
@@ -138,15 +185,19 @@ class VectorIndex:
     @property
     def supports_selector(self) -> bool:
         """Whether FAISS can filter inside this index (a refined index ignores selectors)."""
+        if self._flat is not None:
+            return True
         import faiss
 
         return not isinstance(self._inner(), faiss.IndexRefine)
 
     def set_params(self, params: dict) -> None:
         """Apply search parameters (nprobe, efSearch) to the index."""
+        self.params = dict(params)
+        if self._flat is not None:
+            return  # a Flat index has none
         import faiss
 
-        self.params = dict(params)
         inner = self._inner()
         if isinstance(inner, faiss.IndexRefine):
             inner.k_factor = REFINE_K_FACTOR
@@ -168,6 +219,8 @@ class VectorIndex:
 
     def make_direct_map(self) -> None:
         """Let an IVF index reconstruct vectors by id (no-op for other structures)."""
+        if self._flat is not None:
+            return
         import faiss
 
         ivf = faiss.try_extract_index_ivf(self._inner())
@@ -182,7 +235,49 @@ class VectorIndex:
 
         if not len(ids):
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.vstack([self._index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+        if self._flat is not None:
+            wanted = np.asarray(ids, dtype=np.int64)
+            where = self._positions(wanted)
+            if len(where) != len(wanted):
+                missing = np.setdiff1d(wanted, self._flat[1])[:1]
+                raise KeyError(f"id {int(missing[0]) if len(missing) else wanted[0]} is not in the index")
+            return self._flat[0][where]
+        return np.asarray(self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64)), dtype=np.float32)
+
+    def _positions(self, wanted: "np.ndarray") -> "np.ndarray":
+        """Positions in the flat arrays of the `wanted` ids that are there (in `wanted`'s order)."""
+        import numpy as np
+
+        ids = self._flat[1]
+        if self._positions_of is None:
+            order = np.argsort(ids, kind="stable")
+            self._positions_of = order, ids[order]
+        order, ranked = self._positions_of
+        at = np.minimum(np.searchsorted(ranked, wanted), max(len(ranked) - 1, 0))
+        hit = ranked[at] == wanted if len(ranked) else np.zeros(len(wanted), dtype=bool)
+        return order[at[hit]]
+
+    def _flat_search(self, queries, k: int, allowed, exclude):
+        """Exact search of the flat arrays: `search`'s answer, by numpy."""
+        import numpy as np
+
+        vectors, ids = self._flat
+        width = min(k, max(len(ids), 1))
+        if allowed is not None:
+            cols = np.unique(self._positions(np.asarray(allowed, dtype=np.int64)))
+        else:
+            cols = None
+        if len(exclude):
+            drop = self._positions(np.asarray(exclude, dtype=np.int64))
+            cols = np.setdiff1d(np.arange(len(ids)) if cols is None else cols, drop)
+        matrix = vectors if cols is None else vectors[cols]
+        col_ids = ids if cols is None else ids[cols]
+        scores, found = _empty(len(queries), width)
+        step = max(1, SCORES_BYTES // (4 * max(len(col_ids), 1)))
+        for start in range(0, len(queries), step):
+            part = slice(start, start + step)
+            scores[part], found[part] = _best_k(queries[part] @ matrix.T, col_ids, width)
+        return scores, found
 
     def search(
         self, queries: "np.ndarray", k: int, *, allowed: Sequence[int] | None = None, exclude: Sequence[int] = ()
@@ -203,6 +298,8 @@ class VectorIndex:
         import numpy as np
 
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self._flat is not None:
+            return self._flat_search(queries, k, allowed, exclude)
         if allowed is not None and not self.exact and (len(allowed) <= EXACT_FILTER_MAX or not self.supports_selector):
             return self._exact(queries, k, allowed, exclude)
         if not self.supports_selector and len(exclude):
@@ -278,12 +375,18 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, params: dict | None = None) -> "VectorIndex":
-        """Read an index `save` wrote; raises IndexFormatError for a missing or damaged file."""
-        import faiss
+        """Read an index `save` wrote; raises IndexFormatError for a missing or damaged file.
 
+        A Flat index comes back as arrays searched with numpy (FAISS not imported); others through FAISS.
+        """
         path = Path(path)
         if not path.is_file():
             raise IndexFormatError(f"{path}: missing; rebuild the index")
+        flat = _read_flat(path)
+        if flat is not None:
+            return cls(params=params, flat=flat)
+        import faiss
+
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:
@@ -293,6 +396,48 @@ class VectorIndex:
         if not hasattr(index, "id_map"):
             raise IndexFormatError(f"{path}: not a semsearch vector index (no row ids); rebuild the index")
         return cls(index, params)
+
+
+#: FAISS's four-character codes of the one layout `_read_flat` reads: an IndexIDMap2 around an IndexFlatIP.
+_IDMAP2, _FLAT_IP = b"IxM2", b"IxFI"
+_HEADER = 4 + 8 + 8 + 8 + 1 + 4  # d int32, ntotal int64, two dummies int64, is_trained bool, metric int32
+
+
+def _read_flat(path: Path) -> tuple["np.ndarray", "np.ndarray"] | None:
+    """(vectors (n, d) float32, ids (n,) int64) of a FAISS IndexIDMap2 + IndexFlatIP file, or None
+    for any other structure (read by FAISS then).
+
+    The layout (faiss/impl/index_write.cpp): "IxM2", index header, "IxFI", index header, the
+    vectors as a uint64 count of floats then the floats, the ids as a uint64 count then int64s; all
+    little-endian. An index header is d (int32), ntotal (int64), two unused int64, is_trained (one
+    byte), metric (int32; inner product = 0, no metric argument follows).
+
+    Raises:
+        IndexFormatError: a Flat file cut short or with inconsistent sizes.
+    """
+    import numpy as np
+
+    with open(path, "rb") as f:
+        data = f.read(2 * (4 + _HEADER))
+        if len(data) < 2 * (4 + _HEADER) or data[:4] != _IDMAP2 or data[4 + _HEADER : 8 + _HEADER] != _FLAT_IP:
+            return None
+        d, n = int(np.frombuffer(data, "<i4", 1, 8 + _HEADER)[0]), int(np.frombuffer(data, "<i8", 1, 12 + _HEADER)[0])
+        metric = int(np.frombuffer(data, "<i4", 1, 4 + 2 * _HEADER)[0])
+        if metric != 0 or d <= 0 or n < 0:
+            return None
+
+        def count(expected: int) -> None:
+            got = f.read(8)
+            if len(got) < 8 or int(np.frombuffer(got, "<u8")[0]) != expected:
+                raise IndexFormatError(f"{path}: damaged FAISS file (sizes do not add up); rebuild the index")
+
+        count(n * d)
+        vectors = np.fromfile(f, dtype="<f4", count=n * d)
+        count(n)
+        ids = np.fromfile(f, dtype="<i8", count=n)
+        if len(vectors) != n * d or len(ids) != n or f.read(1):
+            raise IndexFormatError(f"{path}: damaged FAISS file (cut short or too long); rebuild the index")
+    return vectors.reshape(n, d).astype(np.float32, copy=False), ids.astype(np.int64, copy=False)
 
 
 def _drop(scores, found, excluded: set[int], k: int):
