@@ -65,7 +65,9 @@ def lexical_mass(con: sqlite3.Connection, text: str) -> LexicalMass:
     terms = lexical.terms(text)
     if not terms:
         return LexicalMass((), ())
-    total = con.execute("SELECT count(*) FROM papers_fts").fetchone()[0]
+    # FTS5's N is its row count, the papers table's (rows are added and dropped together); counting
+    # `papers` takes 0.5 ms on 75k papers, counting `papers_fts` itself 90 ms (a scan of its content)
+    total = con.execute("SELECT count(*) FROM papers").fetchone()[0]
     idf = []
     for t in terms:
         n = con.execute("SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?", (f'"{t}"',)).fetchone()[0]
