@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -32,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from encode_speed import machine  # this script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,16 +52,6 @@ faiss.write_index(index, out + ".faiss")
 import numpy as np
 np.save(out + ".npy", vectors)
 '''
-
-
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{cpu}, {os.cpu_count()} logical CPUs, load average {load}; Python {platform.python_version()}"
 
 
 def docs(data: Path, n: int) -> list[dict]:
