@@ -23,6 +23,7 @@ import os
 import random
 import re
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -71,6 +72,16 @@ def start_server(index: str, cli: str, deadline: float) -> tuple[subprocess.Pope
     raise SystemExit("server did not start before the deadline")
 
 
+def titles(index: str, n: int, seed: int) -> list[str]:
+    """n paper titles of the index, drawn with `seed` (read-only), as search queries the server has not seen."""
+    con = sqlite3.connect(f"{(Path(index) / 'papers.sqlite').resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        found = [t for (t,) in con.execute("SELECT title FROM papers WHERE title IS NOT NULL ORDER BY row")]
+    finally:
+        con.close()
+    return random.Random(seed).sample(found, min(n, len(found)))
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) / 1024
@@ -91,6 +102,9 @@ def main() -> None:
     ap.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "lexical"], help="of the searches")
     ap.add_argument("--deadline", type=float, default=900, help="seconds before everything is stopped")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--queries", default="fixed", choices=["fixed", "titles"],
+                    help="fixed: the 40 QUERIES, each seen in the warm-up; titles: a different paper title of "
+                         "the index per search, words the server has not seen before included")
     ap.add_argument("--cli", default="semsearch.cli", help="module run as `semsearch` (tests: tests.fake_cli)")
     args = ap.parse_args()
     deadline = time.monotonic() + args.deadline
@@ -108,8 +122,9 @@ def main() -> None:
         print(f"index: {info['count']:,} papers, {info['index_type']} {json.dumps(info['index_params'])}, "
               f"model {info['model']} ({info['model_fingerprint']})")
         print(f"load: {args.clients} clients x {args.requests} requests, {args.similar:.0%} similar, "
-              f"search mode {args.mode}, k={args.k}, closed loop on {url}")
+              f"search mode {args.mode}, k={args.k}, queries {args.queries}, closed loop on {url}")
 
+        pool = QUERIES if args.queries == "fixed" else titles(args.index, args.clients * args.requests, args.seed)
         samples: list[tuple[float, float]] = []
         stop = threading.Event()
 
@@ -125,14 +140,15 @@ def main() -> None:
             rng = random.Random(args.seed * 1000 + i)
             mine = []
             with httpx.Client(base_url=url, timeout=60) as c:
-                for _ in range(args.requests):
+                for j in range(args.requests):
                     if time.monotonic() > deadline:
                         break
                     if rng.random() < args.similar:
                         kind, path, params = "similar", "/api/similar", {"ref": rng.choice(refs), "k": args.k}
                     else:
                         kind, path = "search", "/api/search"
-                        params = {"q": rng.choice(QUERIES), "k": args.k, "mode": args.mode}
+                        q = rng.choice(pool) if args.queries == "fixed" else pool[(i * args.requests + j) % len(pool)]
+                        params = {"q": q, "k": args.k, "mode": args.mode}
                     t = time.perf_counter()
                     try:
                         status: int | str = c.get(path, params=params).status_code

@@ -88,10 +88,12 @@ def lexical_mass(con: sqlite3.Connection, text: str, postings: lexical.Postings 
     # FTS5's N is its row count, the papers table's (rows are added and dropped together); counting
     # `papers` takes 0.5 ms on 75k papers, counting `papers_fts` itself 90 ms (a scan of its content)
     total = con.execute("SELECT count(*) FROM papers").fetchone()[0]
-    tokens = postings.tokens(terms) if postings is not None and postings.usable else None
-    if tokens is not None:
-        held = postings.held(tokens)
-    else:
+    try:
+        tokens = postings.tokens(terms) if postings is not None else None
+        held = postings.held(tokens) if tokens is not None else []
+    except lexical.Replaced:  # the index was replaced since it was opened: FTS5 on our own connection
+        tokens = None
+    if tokens is None:
         held = [con.execute("SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?", (f'"{t}"',)).fetchone()[0]
                 for t in terms]
     idf = [max(math.log((total - n + 0.5) / (n + 0.5)), 1e-6) for n in held]
@@ -166,14 +168,19 @@ def hybrid(
     import numpy as np
 
     mass = lexical_mass(con, text, postings).content(common)
-    if mass.tokens:
-        held, bm25_of = postings.bm25(mass.tokens, mass.held, TITLE_WEIGHTS)
-    else:
+    try:
+        held, bm25_of = postings.bm25(mass.tokens, mass.held, TITLE_WEIGHTS) if mass.tokens else (None, None)
+    except lexical.Replaced:
+        held = None
+    if held is None:
         held, bm25_of = lexical.scan(con, mass.terms, TITLE_WEIGHTS)
     if rows is not None:
         keep = np.isin(held, np.asarray(rows, dtype=np.int64))
         held, bm25_of = held[keep], bm25_of[keep]
-    best = np.lexsort((held, -bm25_of))[:n]  # ties by row
+    best = np.arange(len(held))
+    if len(held) > n:  # those reaching the n-th best score (all of a tie), then the top n, ties by row
+        best = np.flatnonzero(bm25_of >= -np.partition(-bm25_of, n - 1)[n - 1])
+    best = best[np.lexsort((held[best], -bm25_of[best]))][:n]
     cand = np.union1d(np.array([r for r, _ in dense], dtype=np.int64), held[best])
     if not len(cand):
         return []

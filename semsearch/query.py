@@ -683,7 +683,7 @@ class Index:
         """The lexical channel's term postings, kept in memory while the index is open (made on first use)."""
         with self._postings_lock:
             if self._postings is None:
-                self._postings = lexical.Postings(self._store.connection)
+                self._postings = lexical.Postings(self._store.path, inode=self._store.inode)
             return self._postings
 
     def close(self) -> None:

@@ -109,3 +109,15 @@ def test_prf_query_moves_towards_the_feedback_and_stays_normalised():
     moved = fusion.prf_query(q, top, 1.0)
     assert np.linalg.norm(moved) == pytest.approx(1.0) and moved[1] == pytest.approx(moved[0])
     assert fusion.prf_query(q, top, 0.0) is q
+
+
+def test_hybrid_reads_its_own_index_when_the_file_was_replaced(seed_index):
+    con = seed_index._store.connection
+    q = "automated sharding of embedding tables"
+    qv = seed_index.embed([q])[0]
+    stale = lexical.Postings(seed_index._store.path, inode=seed_index._store.inode + 1)  # "another file" now
+    with pytest.raises(lexical.Replaced):
+        stale.held(["shard"])
+    expect = fusion.hybrid(con, q, qv, [], seed_index.vectors, n=8)
+    assert fusion.hybrid(con, q, qv, [], seed_index.vectors, n=8, postings=stale) == expect
+    assert lexical.Postings(seed_index._store.path, inode=seed_index._store.inode).held(["shard"])[0] > 0

@@ -88,7 +88,7 @@ _VOCAB = ["embedding", "tables", "sharding", "quantization", "of", "the", "model
 @given(st.lists(st.sampled_from(_VOCAB), min_size=1, max_size=6), st.sampled_from([(1.0, 1.0), (4.0, 1.0)]))
 def test_postings_give_fts5s_own_bm25(seed_index, words, weights):
     con = seed_index._store.connection
-    postings = lexical.Postings(con, max_bytes=2_000)  # a tiny cache: entries are dropped and read again
+    postings = lexical.Postings(seed_index._store.path, max_bytes=2_000)  # a tiny cache: entries are dropped and read again
     tokens = postings.tokens(words)
     assert tokens is not None and len(tokens) == len(words)
     held = postings.held(tokens)
@@ -103,6 +103,6 @@ def test_postings_give_fts5s_own_bm25(seed_index, words, weights):
 
 
 def test_postings_refuse_words_that_are_not_one_token(seed_index):
-    postings = lexical.Postings(seed_index._store.connection)
+    postings = lexical.Postings(seed_index._store.path)
     assert postings.tokens(["Embeddings", "naïve"]) == ["embed", "naiv"]
     assert postings.tokens(["embedding", "x\u0301y"]) is None or True

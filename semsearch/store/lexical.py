@@ -7,10 +7,12 @@ so quotes, operators (AND, NEAR, *, ^, :) and any Unicode are plain terms.
 from __future__ import annotations
 
 import math
+import os
 import re
 import sqlite3
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Sequence
 
 #: FTS5 tokenizer: Unicode word splitting, diacritics folded, Porter stemming.
@@ -118,6 +120,10 @@ def index_row(con: sqlite3.Connection, row: int) -> None:
     con.execute("INSERT INTO papers_fts(rowid, title, abstract) SELECT row, title, abstract FROM papers WHERE row = ?", (row,))
 
 
+class Replaced(Exception):
+    """The index file at `Postings.path` is no longer the one the index was opened on."""
+
+
 class Postings:
     """FTS5's BM25, computed from the index's own postings held in memory, term by term.
 
@@ -132,128 +138,158 @@ class Postings:
     Words the tokenizer splits into several tokens (or none) are not single terms: `tokens` returns
     None for the query, and the caller scores it with FTS5 (`search` / `scan`).
 
-    Thread-safe: one lock around the cache and the connection.
+    Thread-safe: each thread reads through its own read-only connection to `path`, outside the
+    lock that guards the cache, so a thread reading a new word's postings holds up no other. When
+    `inode` is given and the file at `path` is another by then (the index was replaced), reading
+    raises `Replaced`: the caller scores with its own connection instead.
     """
 
     K1 = 1.2
     B = 0.75
 
-    def __init__(self, con: sqlite3.Connection, max_bytes: int = 64 << 20):
-        self._con = con
+    def __init__(self, path: str | Path, max_bytes: int = 64 << 20, inode: int | None = None):
+        self.path = Path(path)
+        self.inode = inode
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
         self._cache: OrderedDict[str, tuple] = OrderedDict()
+        self._bytes = 0
         self._token_of: dict[str, str | None] = {}  # word -> its token (None: not one token)
         self._held: dict[str, int] = {}  # token -> papers holding it
-        self._bytes = 0
-        self.max_bytes = max_bytes
-        self._lengths = None  # (rows + 1,) total tokens of each row, read on first use
+        self._lengths = None  # (max row + 1,) total tokens of each row, read on first use
         self._avgdl = 0.0
         self._papers = 0
-        self._tokenizer = sqlite3.connect(":memory:", check_same_thread=False)
-        self._tokenizer.execute(f"CREATE VIRTUAL TABLE t USING fts5(x, tokenize='{TOKENIZE}')")
-        self._tokenizer.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, instance)")
-        try:
-            con.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.papers_fts_terms USING fts5vocab(main, papers_fts, row)")
-            con.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.papers_fts_instances USING fts5vocab(main, papers_fts, instance)"
-            )
-        except sqlite3.OperationalError:  # a connection that cannot make temp tables: callers fall back to FTS5
-            self._con = None
 
-    @property
-    def usable(self) -> bool:
-        return self._con is not None
+    def _connection(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            try:
+                con.execute("SELECT 1 FROM papers_fts_docsize LIMIT 1").fetchall()  # the file is open now
+                if self.inode is not None and os.stat(self.path).st_ino != self.inode:
+                    raise Replaced(f"{self.path}: replaced since the index was opened")
+            except (OSError, sqlite3.DatabaseError) as exc:
+                con.close()
+                raise Replaced(f"{self.path}: {exc}") from None
+            except Replaced:
+                con.close()
+                raise
+            con.execute("CREATE VIRTUAL TABLE temp.terms USING fts5vocab(main, papers_fts, row)")
+            con.execute("CREATE VIRTUAL TABLE temp.instances USING fts5vocab(main, papers_fts, instance)")
+            con.execute(f"CREATE VIRTUAL TABLE temp.tokenizer USING fts5(x, tokenize='{TOKENIZE}')")
+            con.execute("CREATE VIRTUAL TABLE temp.tokens USING fts5vocab(temp, tokenizer, instance)")
+            self._local.con = con
+            with self._lock:
+                self._opened.append(con)
+        return con
 
     def tokens(self, words: Sequence[str]) -> list[str] | None:
         """FTS5's token for each word (stemmed, folded), or None if any word is not exactly one token."""
-        out = []
         with self._lock:
-            for w in words:
-                if w not in self._token_of:
-                    self._tokenizer.execute("DELETE FROM t")
-                    self._tokenizer.execute("INSERT INTO t(x) VALUES (?)", (w,))
-                    found = [t for (t,) in self._tokenizer.execute("SELECT term FROM v ORDER BY offset")]
+            known = {w: self._token_of[w] for w in words if w in self._token_of}
+        for w in words:
+            if w not in known:
+                con = self._connection()
+                con.execute("DELETE FROM temp.tokenizer")
+                con.execute("INSERT INTO temp.tokenizer(x) VALUES (?)", (w,))
+                found = [t for (t,) in con.execute("SELECT term FROM temp.tokens ORDER BY offset")]
+                known[w] = found[0] if len(found) == 1 else None
+                with self._lock:
                     if len(self._token_of) > 100_000:
                         self._token_of.clear()
-                    self._token_of[w] = found[0] if len(found) == 1 else None
-                if self._token_of[w] is None:
-                    return None
-                out.append(self._token_of[w])
-        return out
+                    self._token_of[w] = known[w]
+        out = [known[w] for w in words]
+        return None if None in out else out
 
     def held(self, tokens: Sequence[str]) -> list[int]:
         """Papers holding each token (FTS5's n of the IDF), from the vocabulary."""
-        sql = "SELECT doc FROM temp.papers_fts_terms WHERE term = ?"
         with self._lock:
-            for t in tokens:
-                if t not in self._held:
+            known = {t: self._held[t] for t in tokens if t in self._held}
+        for t in tokens:
+            if t not in known:
+                sql = "SELECT doc FROM temp.terms WHERE term = ?"
+                known[t] = (self._connection().execute(sql, (t,)).fetchone() or (0,))[0]
+                with self._lock:
                     if len(self._held) > 100_000:
                         self._held.clear()
-                    self._held[t] = (self._con.execute(sql, (t,)).fetchone() or (0,))[0]
-            return [self._held[t] for t in tokens]
+                    self._held[t] = known[t]
+        return [known[t] for t in tokens]
 
     def _load_lengths(self) -> None:
         import numpy as np
 
-        sizes = self._con.execute("SELECT id, sz FROM papers_fts_docsize").fetchall()
+        sizes = self._connection().execute("SELECT id, sz FROM papers_fts_docsize").fetchall()
         rows = np.fromiter((r for r, _ in sizes), dtype=np.int64, count=len(sizes))
         lengths = np.zeros(int(rows.max()) + 1 if len(rows) else 1, dtype=np.float64)
         lengths[rows] = [sum(_varints(sz)) for _, sz in sizes]
-        self._lengths = lengths
         self._papers = len(sizes)
         self._avgdl = float(lengths.sum()) / max(len(sizes), 1)
+        self._lengths = lengths  # last: other threads test it without the lock
 
-    def _postings(self, token: str) -> tuple:
-        """(rows, title tf, abstract tf) of `token`, cached; call with the lock held."""
+    def _read(self, token: str) -> tuple:
+        """(rows, title tf, abstract tf) of `token`, from FTS5's vocabulary."""
         import numpy as np
 
-        hit = self._cache.get(token)
-        if hit is not None:
-            self._cache.move_to_end(token)
-            return hit
-        found = self._con.execute(
-            "SELECT doc, sum(col = 'title'), sum(col = 'abstract') FROM temp.papers_fts_instances "
-            "WHERE term = ? GROUP BY doc ORDER BY doc", (token,)
+        found = self._connection().execute(  # a row per occurrence, counted in numpy (twice GROUP BY's speed)
+            "SELECT doc, col = 'title' FROM temp.instances WHERE term = ?", (token,)
         ).fetchall()
-        arr = np.array(found, dtype=np.int64).reshape(-1, 3)
-        entry = (arr[:, 0].copy(), arr[:, 1].astype(np.float64), arr[:, 2].astype(np.float64))
-        size = sum(a.nbytes for a in entry)
-        self._cache[token] = entry
-        self._bytes += size
-        while self._bytes > self.max_bytes and len(self._cache) > 1:
-            _, old = self._cache.popitem(last=False)
-            self._bytes -= sum(a.nbytes for a in old)
-        return entry
+        pairs = np.array(found, dtype=np.int32).reshape(-1, 2)
+        rows, at = np.unique(pairs[:, 0], return_inverse=True)
+        in_title = np.bincount(at, weights=pairs[:, 1], minlength=len(rows)).astype(np.float32)
+        in_abstract = np.bincount(at, minlength=len(rows)).astype(np.float32) - in_title
+        return rows.astype(np.int32), in_title, in_abstract
+
+    def _postings(self, tokens: Sequence[str]) -> list[tuple]:
+        with self._lock:
+            found = {}
+            for t in tokens:
+                if t in self._cache:
+                    self._cache.move_to_end(t)
+                    found[t] = self._cache[t]
+        for t in tokens:
+            if t not in found:
+                found[t] = self._read(t)
+                with self._lock:
+                    if t not in self._cache:
+                        self._cache[t] = found[t]
+                        self._bytes += sum(a.nbytes for a in found[t])
+                    while self._bytes > self.max_bytes and len(self._cache) > 1:
+                        _, old = self._cache.popitem(last=False)
+                        self._bytes -= sum(a.nbytes for a in old)
+        return [found[t] for t in tokens]
 
     def bm25(self, tokens: Sequence[str], held: Sequence[int], weights: tuple[float, float] = WEIGHTS):
         """(rows, BM25) of every paper holding one of `tokens` (`held`: each token's paper count, from
         `held`), as FTS5's `-bm25(papers_fts, *weights)` would give them, like `scan`'s arrays."""
         import numpy as np
 
-        with self._lock:
-            if self._lengths is None:
-                self._load_lengths()
-            lists = [self._postings(t) for t in tokens]  # a token given twice counts twice, as in FTS5
+        if self._lengths is None:
+            self._load_lengths()
+        lists = self._postings(tokens)  # a token given twice counts twice, as in FTS5
         if not lists:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        rows = np.concatenate([p[0] for p in lists])
-        scores = np.concatenate([self._term_scores(p, n, weights) for p, n in zip(lists, held)])
-        uniq, inverse = np.unique(rows, return_inverse=True)
-        summed = np.zeros(len(uniq), dtype=np.float64)
-        np.add.at(summed, inverse, scores)
-        return uniq, summed
+        summed = np.zeros(len(self._lengths), dtype=np.float64)
+        for p, n in zip(lists, held):
+            summed[p[0]] += self._term_scores(p, n, weights)  # a token's rows are distinct
+        rows = np.flatnonzero(summed)  # every term adds > 0 (IDF >= 1e-6) where it is held
+        return rows, summed[rows]
 
     def _term_scores(self, postings: tuple, n: int, weights: tuple[float, float]):
         import numpy as np
 
         rows, tf_title, tf_abstract = postings
         idf = max(math.log((self._papers - n + 0.5) / (n + 0.5)), 1e-6)
-        freq = weights[0] * tf_title + weights[1] * tf_abstract
+        freq = weights[0] * tf_title.astype(np.float64) + weights[1] * tf_abstract
         norm = self.K1 * (1 - self.B + self.B * self._lengths[rows] / self._avgdl)
-        return np.asarray(idf * freq * (self.K1 + 1) / (freq + norm), dtype=np.float64)
+        return idf * freq * (self.K1 + 1) / (freq + norm)
 
     def close(self) -> None:
-        self._tokenizer.close()
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for con in opened:
+            con.close()
 
 
 def _varints(blob: bytes) -> list[int]:

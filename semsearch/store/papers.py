@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -125,6 +126,7 @@ class PaperStore:
         except sqlite3.DatabaseError as exc:
             raise IndexFormatError(f"{path}: not a readable papers database ({exc}); rebuild the index") from None
         self.path = path
+        self.inode = os.stat(path).st_ino  # which file this is, for readers opening it again (lexical.Postings)
         self._legacy = "given_id" not in have  # written before format 4: no aliases
         self._columns = ", ".join(c if c in have else "NULL" for c in _COLUMNS)
 
