@@ -176,6 +176,7 @@ class Postings:
             except Replaced:
                 con.close()
                 raise
+            con.execute("PRAGMA cache_size = -512")  # 512 KiB: postings are read once, then kept here
             con.execute("CREATE VIRTUAL TABLE temp.terms USING fts5vocab(main, papers_fts, row)")
             con.execute("CREATE VIRTUAL TABLE temp.instances USING fts5vocab(main, papers_fts, instance)")
             con.execute(f"CREATE VIRTUAL TABLE temp.tokenizer USING fts5(x, tokenize='{TOKENIZE}')")
