@@ -19,6 +19,7 @@ gets the lexical boost. Weights and the match threshold are chosen on developmen
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -38,6 +39,18 @@ TITLE_WEIGHTS = (4.0, 1.0)
 #: PRF_DEPTH best fused papers before the cosine is recomputed (0 = off); chosen on dev queries.
 PRF_WEIGHT = 0.0
 PRF_DEPTH = 3
+#: `similar` of one paper: cosine + RELATED_WEIGHT x BM25 of the reference's RELATED_TERMS most
+#: distinctive words (tf x IDF) / their IDF mass, a "more like this" channel; chosen on CSFCube's
+#: dev queries (benchmarks/facets.py, docs/benchmarks.md).
+RELATED_WEIGHT = 1.0
+RELATED_TERMS = 10
+#: Words never distinctive of a paper, whatever their IDF in a small corpus.
+STOPWORDS = frozenset(
+    "a about after all also an and any are as at be been being before between both but by can do does during "
+    "each for from had has have here how in into is it its more most no not of on only or other our over show "
+    "shown shows some such than that the their then there these this those to under use used using very via "
+    "was we well were what when where which while who why with".split()
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,10 @@ def lexical_mass(con: sqlite3.Connection, text: str) -> LexicalMass:
     the query asks, so a paper matching only the query's other words must not look like a full
     match ("sourdough bread recipes" matching "recipes" alone is a third of the query, not all of it).
     """
-    terms = lexical.terms(text)
+    return _mass(con, lexical.terms(text))
+
+
+def _mass(con: sqlite3.Connection, terms: Sequence[str]) -> LexicalMass:
     if not terms:
         return LexicalMass((), ())
     # FTS5's N is its row count, the papers table's (rows are added and dropped together); counting
@@ -73,6 +89,21 @@ def lexical_mass(con: sqlite3.Connection, text: str) -> LexicalMass:
         n = con.execute("SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?", (f'"{t}"',)).fetchone()[0]
         idf.append(max(math.log((total - n + 0.5) / (n + 0.5)), 1e-6))
     return LexicalMass(tuple(terms), tuple(idf))
+
+
+def distinctive_terms(con: sqlite3.Connection, text: str, n: int = RELATED_TERMS) -> LexicalMass:
+    """The `n` words of `text` with the highest term frequency x FTS5 IDF, best first, with their IDF.
+
+    Stopwords, numbers and one-letter words never count. This is the query of the "more like this"
+    channel: a paper's rarest repeated words say what it is about better than all its words do.
+    """
+    counts: dict[str, int] = {}
+    for w in re.findall(r"[^\W_]+", text.lower()):
+        if w not in STOPWORDS and len(w) > 1 and not w.isdigit():
+            counts[w] = counts.get(w, 0) + 1
+    every = _mass(con, list(counts))
+    ranked = sorted(zip(every.terms, every.idf), key=lambda t: (-counts[t[0]] * t[1], t[0]))[:n]
+    return LexicalMass(tuple(t for t, _ in ranked), tuple(i for _, i in ranked))
 
 
 def normalised_bm25(bm25: "np.ndarray", mass: LexicalMass) -> "np.ndarray":
@@ -121,6 +152,8 @@ def hybrid(
     *,
     weight: float = LEXICAL_WEIGHT,
     prf: float = PRF_WEIGHT,
+    mass: LexicalMass | None = None,
+    title_weights: tuple[float, float] = TITLE_WEIGHTS,
 ) -> list[tuple[int, float]]:
     """Fused (row, score) over the union of both channels' candidates, best first.
 
@@ -129,8 +162,11 @@ def hybrid(
     being missed by the other's top list.
 
     Args:
+        text: the words the lexical channel searched for.
         query: (dim,) float32 L2-normalised query vector.
         dense, lex: each channel's top candidates, (row, score), already filtered.
+        mass: the IDF mass of `text` (None: computed with lexical_mass).
+        title_weights: the BM25 column weights (title, abstract) `lex` was ranked with.
     """
     import numpy as np
 
@@ -139,9 +175,9 @@ def hybrid(
         return []
     vecs = vectors(cand)
     cosine = vecs @ query
-    found = lexical.scores(con, text, cand, TITLE_WEIGHTS) if lex else {}
+    found = lexical.scores(con, text, cand, title_weights) if lex else {}
     bm25 = np.array([found.get(r, 0.0) for r in cand], dtype=np.float32)
-    lexical_part = weight * normalised_bm25(bm25, lexical_mass(con, text))
+    lexical_part = weight * normalised_bm25(bm25, mass if mass is not None else lexical_mass(con, text))
     if prf > 0:
         top = np.argsort(-(cosine + lexical_part), kind="stable")[:PRF_DEPTH]
         cosine = vecs @ prf_query(query, vecs[top], prf)

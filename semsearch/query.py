@@ -67,7 +67,10 @@ SCORE_MEANING = {
     "bm25": "BM25, higher is better",
     "fused": f"cosine + {fusion.LEXICAL_WEIGHT:g} x BM25 / the query's IDF mass, higher is better",
     "svm": "decision value of a linear SVM fitted to the papers given, higher is better",
-    "facet": "blend of facet sentence max-sim and abstract cosine, higher is better",
+    "related": f"cosine + {fusion.RELATED_WEIGHT:g} x BM25 of the reference's {fusion.RELATED_TERMS} most distinctive "
+    "words / their IDF mass, higher is better",
+    "facet": "blend of facet sentence max-sim, abstract cosine and BM25 of the reference's most distinctive words, "
+    "higher is better",
 }
 #: A search hit is a real match when its cosine with the query reaches this, whatever the mode
 #: ranked by: chosen on dev queries as the best separation of queries whose best paper is judged
@@ -492,12 +495,27 @@ class Index:
             row, paper = self.resolve(ref)
             vector, label, exclude = self.vectors([row])[0], paper.display_title(60), [row]
             excluded = [Excluded(paper, "the paper asked about")]
-        n = max(CANDIDATES, 3 * k) if diverse else k
-        found = self.search_vectors(vector[None, :], n, rows=allowed, exclude=exclude)
-        ranked = [(int(r), float(sc)) for r, sc in zip(found.rows[0], found.scores[0]) if r >= 0]
+        ranked = self._related(vector, text if text is not None else paper_text(paper), k, allowed, exclude)
         if diverse:
             ranked = self._diversify(vector, ranked, k)
-        return self._hits(ranked[:k], f"like {label}", "cosine", excluded)
+        return self._hits(ranked[:k], f"like {label}", "related", excluded)
+
+    def _related(
+        self, vector: "np.ndarray", text: str, k: int, allowed: list[int] | None, exclude: list[int]
+    ) -> list[tuple[int, float]]:
+        """(row, cosine + fusion.RELATED_WEIGHT x "more like this" BM25) best first, over the union of
+        the max(CANDIDATES, 3k) nearest papers and the as many best BM25 matches of the reference's
+        most distinctive words (fusion.distinctive_terms)."""
+        n = max(CANDIDATES, 3 * k)
+        found = self.search_vectors(vector[None, :], n, rows=allowed, exclude=exclude)
+        dense = [(int(r), float(sc)) for r, sc in zip(found.rows[0], found.scores[0]) if r >= 0]
+        con = self._store.connection
+        mass = fusion.distinctive_terms(con, text)
+        words = " ".join(mass.terms)
+        skip = set(exclude) | set(self._retired)
+        lex = [(r, sc) for r, sc in lexical.search(con, words, n + len(skip), allowed, (1.0, 1.0)) if r not in skip]
+        return fusion.hybrid(con, words, vector, dense, lex, self.vectors, weight=fusion.RELATED_WEIGHT, mass=mass,
+                             title_weights=(1.0, 1.0))
 
     def _reference(
         self, ref: str | None, text: str | None, allowed
@@ -528,9 +546,14 @@ class Index:
         import numpy as np
 
         sentences = split_sentences(abstract)
+        con = self._store.connection
+        mass = fusion.distinctive_terms(con, text if text is not None else paper_text(excluded[0].paper))
+        found_bm25 = lexical.scores(con, " ".join(mass.terms), [r for r, _ in cand], (1.0, 1.0))
+        bm25 = np.array([found_bm25.get(r, 0.0) for r, _ in cand], dtype=np.float32)
         scores, note = facet_scores(
             sentences, facet, vector, [papers[r].abstract for r, _ in cand],
             np.array([sc for _, sc in cand], dtype=np.float32), lambda t: embedder.encode(t),
+            model=self.manifest.model, lexical=fusion.normalised_bm25(bm25, mass),
         )
         ranked = fusion.rank([r for r, _ in cand], scores)[:k]
         kind = "facet" if len(sentences) >= 2 else "cosine"  # one sentence: plain cosine, and a note says so

@@ -280,3 +280,30 @@ def test_paper_by_record_id_or_arxiv_id_never_by_title(seed_index):
     for ref in (titled.title, "../../etc/passwd", ""):
         with pytest.raises(QueryError, match="no paper with id or arXiv id"):
             seed_index.paper(ref)
+
+
+def test_similar_adds_the_more_like_this_channel_to_the_cosine(seed_index, monkeypatch):
+    """Scores are cosine + RELATED_WEIGHT x BM25 of the reference's distinctive words / their IDF mass
+    (oracle, term by term), and the lexical channel changes some reference's ranking."""
+    from semsearch import fusion
+    from semsearch.store import lexical
+
+    con = seed_index._store.connection
+    changed = 0
+    for ref in seed_index.papers():
+        row, paper = seed_index.resolve(ref.id)
+        hits = seed_index.similar(ref.id, k=5)
+        assert hits.score_kind == "related" and ref.id not in {h.id for h in hits}
+        mass = fusion.distinctive_terms(con, paper_text(paper))
+        rows = [seed_index.resolve(h.id)[0] for h in hits]
+        bm = lexical.scores(con, " ".join(mass.terms), rows, (1.0, 1.0))
+        cosine = seed_index.vectors(rows) @ seed_index.vectors([row])[0]
+        for h, r, c in zip(hits, rows, cosine):
+            assert h.score == pytest.approx(float(c) + fusion.RELATED_WEIGHT * bm.get(r, 0.0) / mass.upper, abs=1e-5)
+        plain = seed_index.search_vectors(seed_index.vectors([row]), 5, exclude=[row])
+        changed += [h.id for h in hits] != [seed_index.papers()[int(r)].id for r in plain.rows[0]]
+    assert changed > 0
+    monkeypatch.setattr(fusion, "RELATED_WEIGHT", 0.0)  # without the channel: plain cosine order
+    row, _ = seed_index.resolve("FlexShard")
+    plain = seed_index.search_vectors(seed_index.vectors([row]), 5, exclude=[row])
+    assert [h.id for h in seed_index.similar("FlexShard", k=5)] == [seed_index.papers()[int(r)].id for r in plain.rows[0]]
