@@ -26,8 +26,18 @@ import numpy as np
 from semsearch import Index
 from semsearch.builder import build_records
 from semsearch.embed import CachedEmbedder, default_cache_path
-from semsearch.facets import ALL_DOC_WEIGHT, DOC_WEIGHT, FACETS, label_roles, maxsim, split_sentences
+from semsearch.facets import (
+    DOC_WEIGHT,
+    FACETS,
+    LEXICAL_WEIGHT,
+    label_roles,
+    maxsim,
+    predict_roles,
+    split_sentences,
+)
+from semsearch.fusion import distinctive_terms, normalised_bm25
 from semsearch.ingest import RawRecord
+from semsearch.store import lexical
 
 ROOT = Path(__file__).resolve().parents[1]
 LABEL = {"background_label": "background", "objective_label": "background", "method_label": "method",
@@ -129,6 +139,34 @@ def main() -> None:
     print(f"{len(ids)} papers, {len(texts)} distinct sentences, vectors in {time.perf_counter() - t:.0f} s")
     doc_of = dict(zip(ids, doc))
     clf_roles = crossfit_roles(papers, ours, vec, {q for q, _ in queries})
+    model = Index.open(path).manifest.model
+    shipped_roles = {pid: predict_roles(np.vstack([vec[s] for s in ss]), model) or label_roles(ss)
+                     for pid, ss in ours.items()}
+    con = Index.open(path)._store.connection
+    mlt_cache: dict = {}
+
+    def mlt(qpid, cands, n_terms, text=None):
+        """"More like this": BM25 of the reference's n_terms most distinctive words / their IDF mass."""
+        key = (qpid, n_terms, text, tuple(cands))  # each facet of a paper has its own pool
+        if key not in mlt_cache:
+            p = papers[qpid]
+            mass = distinctive_terms(con, text or p["title"] + ". " + " ".join(p["abstract"]), n_terms)
+            got = lexical.scores(con, " ".join(mass.terms), [row_of[c] for c in cands], (1.0, 1.0))
+            mlt_cache[key] = normalised_bm25(np.array([got.get(row_of[c], 0.0) for c in cands]), mass)
+        return mlt_cache[key]
+
+    def cosine(q, cands, vector=None):
+        return np.array([doc_of[x] @ (doc_of[q] if vector is None else vector) for x in cands])
+
+    def smoothed(q, m, beta):
+        """Neighbourhood smoothing: the reference's vector moved towards the mean of its m nearest papers."""
+        sims = doc @ doc_of[q]
+        sims[ids.index(q)] = -9
+        moved = doc_of[q] + beta * doc[np.argsort(-sims)[:m]].mean(axis=0)
+        return moved / np.linalg.norm(moved)
+
+    def facet_text(q, facet):
+        return " ".join([s for s, r in zip(ours[q], ours_roles[q]) if r == facet] or ours[q])
 
     def pool_scores(qpid, facet, cands, sents, roles, doc_weight, cand_roles_only=False, all_sentences=False):
         qs = [s for s, r in zip(sents[qpid], roles[qpid]) if all_sentences or r == facet]
@@ -150,12 +188,10 @@ def main() -> None:
         settings[f"facet max-sim (ours), doc weight {w}"] = (
             lambda q, f, c, w=w: pool_scores(q, f, c, ours, ours_roles, w))
     for w in (0.3, 0.5):
-        mark = " (semsearch --facet)" if w == DOC_WEIGHT else ""
-        settings[f"facet vs same-role sentences (ours), doc weight {w}{mark}"] = (
+        settings[f"facet vs same-role sentences (ours), doc weight {w}"] = (
             lambda q, f, c, w=w: pool_scores(q, f, c, ours, ours_roles, w, cand_roles_only=True))
     for w in (0.3, 0.5, 0.7):
-        mark = " (semsearch similar)" if w == ALL_DOC_WEIGHT else ""
-        settings[f"no facet: all-sentence max-sim, doc weight {w}{mark}"] = (
+        settings[f"no facet: all-sentence max-sim, doc weight {w}"] = (
             lambda q, f, c, w=w: pool_scores(q, f, c, ours, ours_roles, w, all_sentences=True))
     for w in (0.5, 0.7):
         settings[f"classifier labels (cross-fitted), doc weight {w}"] = (
@@ -165,6 +201,38 @@ def main() -> None:
     for w in (0.3, 0.5):
         settings[f"oracle: release's labels, doc weight {w}"] = (
             lambda q, f, c, w=w: pool_scores(q, f, c, theirs, theirs_roles, w))
+
+    # `similar` without a facet: the "more like this" lexical channel and neighbourhood smoothing
+    for t_ in (10, 15, 20, 30, 45, 64):
+        for lam in (0.25, 0.5, 1.0, 1.5, 2.0, 3.0):
+            mark = " (best on dev; not shipped: below cosine through the product)" if (t_, lam) == (10, 1.0) else ""
+            settings[f"cos + {lam} x more-like-this BM25, {t_} terms{mark}"] = (
+                lambda q, f, c, t_=t_, lam=lam: cosine(q, c) + lam * mlt(q, c, t_))
+    for m in (3, 5, 10, 20):
+        for beta in (0.5, 1.0):
+            settings[f"neighbourhood smoothing m={m} b={beta}"] = (
+                lambda q, f, c, m=m, beta=beta: cosine(q, c, smoothed(q, m, beta)))
+    for m in (5, 10):
+        for lam in (0.5, 1.0):
+            settings[f"smoothing m={m} b=0.5 + {lam} x more-like-this, 30 terms"] = (
+                lambda q, f, c, m=m, lam=lam: cosine(q, c, smoothed(q, m, 0.5)) + lam * mlt(q, c, 30))
+    # `--facet`: facet max-sim + the lexical channel (terms of the whole reference or of its facet
+    # sentences), rule labels, then the shipped classifier's labels
+    for same in (True, False):
+        for w in (0.5, 0.7):
+            for src in ("whole", "facet"):
+                for t_ in (10, 20):
+                    for lam in (0.5, 1.0, 1.5):
+                        settings[f"rules, {'same-role' if same else 'all cand.'} w{w} + {lam} x mlt[{src}] {t_} terms"] = (
+                            lambda q, f, c, same=same, w=w, src=src, t_=t_, lam=lam:
+                            pool_scores(q, f, c, ours, ours_roles, w, cand_roles_only=same)
+                            + lam * mlt(q, c, t_, facet_text(q, f) if src == "facet" else None))
+    for w in (0.5, 0.7):
+        for lam in (0.0, 0.5, 1.0):
+            mark = " (semsearch --facet)" if (w, lam) == (DOC_WEIGHT, LEXICAL_WEIGHT) else ""
+            settings[f"shipped classifier, same-role w{w} + {lam} x mlt 10 terms{mark}"] = (
+                lambda q, f, c, w=w, lam=lam: pool_scores(q, f, c, ours, shipped_roles, w, cand_roles_only=True)
+                + lam * mlt(q, c, 10))
 
     product = Index.open(path)
 
@@ -191,7 +259,7 @@ def main() -> None:
         vals = [per[k][m] for k in keys if per[k][m] is not None]
         return sum(vals) / len(vals) if vals else float("nan")
 
-    print(f"{'setting':58} {'dev NDCG@20':>11} {'test NDCG@20':>12} | NDCG@20 all: bg / method / result / all | MAP all"
+    print(f"{'setting':72} {'dev NDCG@20':>11} {'test NDCG@20':>12} | NDCG@20 all: bg / method / result / all | MAP all"
           " | dev/test per facet")
     table = {}
     for name, per in results.items():
@@ -204,7 +272,7 @@ def main() -> None:
             row[g]["dev"] = mean(splits[g]["fold1_dev"], per, 0)
             row[g]["test"] = mean(splits[g]["fold1_test"], per, 0)
         table[name] = row
-        print(f"{name:58} {row['dev']:11.4f} {row['test']:12.4f} | "
+        print(f"{name:72} {row['dev']:11.4f} {row['test']:12.4f} | "
               + " / ".join(f"{row[g]['ndcg@20']:.4f}" for g in (*FACETS, "all"))
               + " | " + " / ".join(f"{row[g]['map']:.4f}" for g in (*FACETS, "all"))
               + " | " + " ".join(f"{row[g]['dev']:.3f}/{row[g]['test']:.3f}" for g in FACETS))

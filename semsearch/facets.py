@@ -5,14 +5,19 @@ A paper is related *by its method* when what it does resembles what the referenc
 the two study different problems; whole-abstract vectors mix the three roles, so they cannot tell.
 Here each sentence gets its own vector and a role, and the facet score of a candidate is how well
 its sentences of that role cover the reference's sentences of that role (mean over those of the
-best cosine, "max-sim"), blended with the whole-abstract cosine. Roles come from position and cue phrases
-(`label_roles`); how well they agree with CSFCube's hand-corrected labels, and every scoring
-variant tried, are in docs/benchmarks.md (benchmarks/facets.py).
+best cosine, "max-sim"), blended with the whole-abstract cosine and the "more like this" BM25 of
+the reference's most distinctive words (semsearch.fusion). Roles come from a small classifier on
+each sentence's vector and position (`predict_roles`, roles.json) trained without hand labels on
+arXiv abstracts labelled by position and cue-phrase rules (`label_roles`, the fallback for other
+models; benchmarks/train_roles.py); every variant tried is in docs/benchmarks.md (benchmarks/facets.py).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 if TYPE_CHECKING:
@@ -21,7 +26,11 @@ if TYPE_CHECKING:
 FACETS = ("background", "method", "result")
 #: Blend of the facet max-sim and the whole-abstract cosine: score = (1 - DOC_WEIGHT) * facet +
 #: DOC_WEIGHT * cosine; chosen on CSFCube's dev fold (docs/benchmarks.md, benchmarks/facets.py).
-DOC_WEIGHT = 0.5
+DOC_WEIGHT = 0.7
+#: Weight of the "more like this" BM25 / IDF mass (fusion.distinctive_terms) added to the facet score.
+LEXICAL_WEIGHT = 0.5
+#: The shipped role classifier (benchmarks/train_roles.py): logistic regression weights, JSON.
+ROLE_MODEL_FILE = Path(__file__).with_name("roles.json")
 #: Blend for `similar` without a facet (all sentences of both papers count); same choice.
 ALL_DOC_WEIGHT = 0.5
 #: Candidates re-ranked by facet: the best this many by whole-abstract cosine (or k, if more).
@@ -130,6 +139,38 @@ def maxsim(query: "np.ndarray", sentences: "np.ndarray", owner: "np.ndarray", n:
     return out
 
 
+def position_features(n: int) -> "np.ndarray":
+    """(n, 4) float32 position features of an abstract's n sentences: relative position, is first,
+    is last, relative position squared (the classifier's last four inputs)."""
+    import numpy as np
+
+    rel = np.arange(n, dtype=np.float32) / max(n - 1, 1)
+    return np.c_[rel, np.arange(n) == 0, np.arange(n) == n - 1, rel**2].astype(np.float32)
+
+
+@functools.cache
+def _role_model() -> dict:
+    return json.loads(ROLE_MODEL_FILE.read_text(encoding="utf-8"))
+
+
+def predict_roles(vectors: "np.ndarray", model: str | None) -> list[str] | None:
+    """Roles of one abstract's sentences, in order, from the shipped classifier; None when it cannot
+    read these vectors (`model` is not the model it was trained on, or the dimension differs).
+
+    Args:
+        vectors: (n, dim) float32 L2-normalised vectors of the abstract's sentences, in order.
+        model: the name of the model that made them (the index's manifest model).
+    """
+    import numpy as np
+
+    clf = _role_model()
+    if model != clf["model"] or vectors.shape[1] != clf["dim"]:
+        return None
+    x = np.hstack([vectors, position_features(len(vectors))])
+    logits = x @ np.asarray(clf["coef"], dtype=np.float32).T + np.asarray(clf["intercept"], dtype=np.float32)
+    return [clf["classes"][i] for i in logits.argmax(axis=1)]
+
+
 def facet_scores(
     ref_sentences: Sequence[str],
     facet: str | None,
@@ -137,8 +178,14 @@ def facet_scores(
     abstracts: Sequence[str],
     cosine: "np.ndarray",
     encode: Callable[[list[str]], "np.ndarray"],
+    *,
+    model: str | None = None,
+    lexical: "np.ndarray | None" = None,
 ) -> tuple["np.ndarray", str | None]:
     """Scores of candidate papers against a reference, by `facet` (None: all its sentences).
+
+    score = (1 - w) x facet max-sim + w x cosine + LEXICAL_WEIGHT x lexical, w = DOC_WEIGHT
+    (ALL_DOC_WEIGHT without a facet).
 
     Args:
         ref_sentences: the reference abstract's sentences (split_sentences).
@@ -147,26 +194,34 @@ def facet_scores(
         abstracts: the candidates' abstracts.
         cosine: (n,) float32 whole-abstract cosine of each candidate with the reference.
         encode: texts -> (len, dim) float32 L2-normalised sentence vectors.
+        model: the model `encode` runs: roles come from the shipped classifier when it was trained
+            on this model (predict_roles), else from the rules (label_roles).
+        lexical: (n,) float32 "more like this" BM25 / IDF mass of each candidate (None: 0).
     Returns:
         (n,) float32 scores, and a note when the ranking fell back (None otherwise).
     """
     import numpy as np
 
     weight = ALL_DOC_WEIGHT if facet is None else DOC_WEIGHT
+    extra = 0.0 if lexical is None else LEXICAL_WEIGHT * lexical
     if len(ref_sentences) < 2:
         return cosine, "the reference's abstract is one sentence: ranked by the whole abstract"
-    roles = label_roles(ref_sentences)
-    chosen = [s for s, r in zip(ref_sentences, roles) if facet is None or r == facet]
+    cand = [split_sentences(a) or [a] for a in abstracts]
+    texts = list(dict.fromkeys(list(ref_sentences) + [s for c in cand for s in c]))
+    vectors = encode(texts)
+    row = {t: i for i, t in enumerate(texts)}
+
+    def roles(sentences: Sequence[str]) -> list[str]:
+        return predict_roles(vectors[[row[s] for s in sentences]], model) or label_roles(sentences)
+
+    chosen = [s for s, r in zip(ref_sentences, roles(ref_sentences)) if facet is None or r == facet]
     note = None
     if not chosen:
         chosen = list(ref_sentences)
         note = f"no sentence of the reference reads as {facet}: compared all its sentences"
-    cand = [split_sentences(a) or [a] for a in abstracts]
     if facet is not None:  # a candidate's sentences of the same role; all of them when it has none
-        cand = [[s for s, r in zip(c, label_roles(c)) if r == facet] or c for c in cand]
+        cand = [[s for s, r in zip(c, roles(c)) if r == facet] or c for c in cand]
     flat = [s for c in cand for s in c]
     owner = np.repeat(np.arange(len(cand)), [len(c) for c in cand])
-    vectors = encode(list(dict.fromkeys(chosen + flat)))
-    row = {t: i for i, t in enumerate(dict.fromkeys(chosen + flat))}
     sims = maxsim(vectors[[row[s] for s in chosen]], vectors[[row[s] for s in flat]], owner, len(cand))
-    return ((1 - weight) * sims + weight * cosine).astype(np.float32), note
+    return ((1 - weight) * sims + weight * cosine + extra).astype(np.float32), note

@@ -19,6 +19,7 @@ gets the lexical boost. Weights and the match threshold are chosen on developmen
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -44,6 +45,17 @@ PRF_DEPTH = 3
 #: arXiv papers: 50 -> 22 ms by FTS5). Rankings are unchanged (docs/benchmarks.md); smaller shares,
 #: which would drop words that do count, were measured there too and not taken.
 COMMON_SHARE = 0.5
+
+#: Words of a reference paper in its "more like this" query (`distinctive_terms`, used by `similar
+#: --facet`); chosen on CSFCube's dev queries (benchmarks/facets.py, docs/benchmarks.md).
+RELATED_TERMS = 10
+#: Words never distinctive of a paper, whatever their IDF in a small corpus.
+STOPWORDS = frozenset(
+    "a about after all also an and any are as at be been being before between both but by can do does during "
+    "each for from had has have here how in into is it its more most no not of on only or other our over show "
+    "shown shows some such than that the their then there these this those to under use used using very via "
+    "was we well were what when where which while who why with".split()
+)
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,26 @@ def lexical_mass(con: sqlite3.Connection, text: str, postings: lexical.Postings 
                 for t in terms]
     idf = [max(math.log((total - n + 0.5) / (n + 0.5)), 1e-6) for n in held]
     return LexicalMass(tuple(terms), tuple(idf), tuple(held), total, tuple(tokens or ()))
+
+
+def distinctive_terms(
+    con: sqlite3.Connection, text: str, n: int = RELATED_TERMS, postings: lexical.Postings | None = None
+) -> LexicalMass:
+    """The `n` words of `text` with the highest term frequency x FTS5 IDF, best first, with their IDF.
+
+    Stopwords, numbers and one-letter words never count. This is the query of the "more like this"
+    channel: a paper's rarest repeated words say what it is about better than all its words do.
+    """
+    counts: dict[str, int] = {}
+    for w in re.findall(r"[^\W_]+", text.lower()):
+        if w not in STOPWORDS and len(w) > 1 and not w.isdigit():
+            counts[w] = counts.get(w, 0) + 1
+    words = list(counts)
+    chunks = [lexical_mass(con, " ".join(words[i : i + 64]), postings) for i in range(0, len(words), 64)]
+    every = [(t, idf, held) for m in chunks for t, idf, held in zip(m.terms, m.idf, m.held)]
+    best = sorted(every, key=lambda e: (-counts[e[0]] * e[1], e[0]))[:n]
+    papers = chunks[0].papers if chunks else 0
+    return LexicalMass(tuple(e[0] for e in best), tuple(e[1] for e in best), tuple(e[2] for e in best), papers)
 
 
 def normalised_bm25(bm25: "np.ndarray", mass: LexicalMass) -> "np.ndarray":
@@ -193,3 +225,4 @@ def hybrid(
         top = np.argsort(-(cosine + lexical_part), kind="stable")[:PRF_DEPTH]
         cosine = vecs @ prf_query(query, vecs[top], prf)
     return rank(cand.tolist(), cosine + lexical_part)
+

@@ -68,7 +68,8 @@ SCORE_MEANING = {
     "bm25": "BM25, higher is better",
     "fused": f"cosine + {fusion.LEXICAL_WEIGHT:g} x BM25 / the query's IDF mass, higher is better",
     "svm": "decision value of a linear SVM fitted to the papers given, higher is better",
-    "facet": "blend of facet sentence max-sim and abstract cosine, higher is better",
+    "facet": "blend of facet sentence max-sim, abstract cosine and BM25 of the reference's most distinctive words, "
+    "higher is better",
 }
 #: A search hit is a real match when its cosine with the query reaches this, whatever the mode
 #: ranked by: chosen on dev queries as the best separation of queries whose best paper is judged
@@ -528,9 +529,15 @@ class Index:
         import numpy as np
 
         sentences = split_sentences(abstract)
+        con = self._store.connection
+        mass = fusion.distinctive_terms(con, text if text is not None else paper_text(excluded[0].paper),
+                                       postings=self.postings)
+        found_bm25 = lexical.scores(con, " ".join(mass.terms), [r for r, _ in cand], (1.0, 1.0))
+        bm25 = np.array([found_bm25.get(r, 0.0) for r, _ in cand], dtype=np.float32)
         scores, note = facet_scores(
             sentences, facet, vector, [papers[r].abstract for r, _ in cand],
             np.array([sc for _, sc in cand], dtype=np.float32), lambda t: embedder.encode(t),
+            model=self.manifest.model, lexical=fusion.normalised_bm25(bm25, mass),
         )
         ranked = fusion.rank([r for r, _ in cand], scores)[:k]
         kind = "facet" if len(sentences) >= 2 else "cosine"  # one sentence: plain cosine, and a note says so

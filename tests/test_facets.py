@@ -95,3 +95,48 @@ def test_real_model_facets_and_several_papers(real_index_path, real_embedder):
         several = idx.similar(["AutoShard", "FlexShard"], 3)
     assert method.score_kind == "facet" and len(method) == 3
     assert any("shard" in (h.paper.abstract or "").lower() for h in several)  # RecShard, DLRM co-design
+
+
+def test_shipped_role_classifier_matches_its_model_and_falls_back_otherwise():
+    from semsearch.facets import FACETS, _role_model, predict_roles
+
+    clf = _role_model()
+    assert clf["classes"] == list(FACETS) and clf["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert np.asarray(clf["coef"]).shape == (3, clf["dim"] + 4) and len(clf["intercept"]) == 3
+    v = np.eye(4, clf["dim"], dtype=np.float32)
+    assert predict_roles(v, "another/model") is None
+    assert predict_roles(np.eye(4, 8, dtype=np.float32), clf["model"]) is None
+    assert set(predict_roles(v, clf["model"])) <= set(FACETS) and len(predict_roles(v, clf["model"])) == 4
+
+
+def test_predict_roles_is_a_linear_model_on_vector_and_position(monkeypatch):
+    """Hand-built 2-d classifier: the first dimension says background, the second method; the last
+    sentence of an abstract leans to result through the 'is last' position feature."""
+    from semsearch import facets
+
+    clf = {"model": "m", "dim": 2, "classes": list(facets.FACETS), "intercept": [0.0, 0.0, 0.0],
+           "coef": [[2, 0, 0, 0, 0, 0], [0, 2, 0, 0, 0, 0], [0, 0, 0, 0, 3, 0]]}
+    monkeypatch.setattr(facets, "_role_model", lambda: clf)
+    v = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)
+    assert facets.predict_roles(v, "m") == ["background", "method", "result"]
+    assert facets.position_features(3).tolist() == [[0, 1, 0, 0], [0.5, 0, 0, 0.25], [1, 0, 1, 1]]
+
+
+def test_roles_json_ships_with_the_package():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "roles.json" in pyproject["tool"]["setuptools"]["package-data"]["semsearch"]
+
+
+@pytest.mark.slow
+def test_real_model_role_classifier_reads_an_abstract(real_embedder):
+    from semsearch.facets import predict_roles
+
+    sentences = [
+        "Machine translation remains a challenging problem for low-resource languages.",
+        "We propose a method based on back-translation with a denoising objective.",
+        "Experiments show that our approach outperforms strong baselines by 2 BLEU.",
+    ]
+    assert predict_roles(real_embedder.encode(sentences), real_embedder.name) == ["background", "method", "result"]

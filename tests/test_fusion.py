@@ -121,3 +121,16 @@ def test_hybrid_reads_its_own_index_when_the_file_was_replaced(seed_index):
     expect = fusion.hybrid(con, q, qv, [], seed_index.vectors, n=8)
     assert fusion.hybrid(con, q, qv, [], seed_index.vectors, n=8, postings=stale) == expect
     assert lexical.Postings(seed_index._store.path, inode=seed_index._store.inode).held(["shard"])[0] > 0
+
+
+def test_distinctive_terms_are_repeated_rare_words_never_stopwords_or_numbers(seed_index):
+    con = seed_index._store.connection
+    text = "The sharding of the tables: sharding tables with a planner, 2024, and zzzunseenzzz."
+    mass = fusion.distinctive_terms(con, text, 3)
+    every = fusion.lexical_mass(con, "sharding tables planner zzzunseenzzz")
+    idf = dict(zip(every.terms, every.idf))
+    tf = {"sharding": 2, "tables": 2, "planner": 1, "zzzunseenzzz": 1}
+    expect = sorted(tf, key=lambda w: (-tf[w] * idf[w], w))[:3]  # oracle: tf x IDF, best first
+    assert mass.terms == tuple(expect) and mass.idf == pytest.approx([idf[w] for w in expect])
+    assert not {"the", "of", "a", "with", "and", "2024"} & set(fusion.distinctive_terms(con, text, 50).terms)
+    assert fusion.distinctive_terms(con, "the of and 42").terms == ()

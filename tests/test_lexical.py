@@ -69,6 +69,15 @@ def test_any_user_text_is_a_valid_query(text):
     assert [s for _, s in result] == sorted((s for _, s in result), reverse=True)
 
 
+def test_scores_of_chosen_rows_equal_a_restricted_search(seed_index):
+    con = seed_index._store.connection
+    rows = list(range(0, 25, 2))
+    for weights in ((1.0, 1.0), (4.0, 1.0)):
+        expect = dict(lexical.search(con, "embedding tables sharding quantization", 100, rows, weights))
+        assert lexical.scores(con, "embedding tables sharding quantization", rows, weights) == expect
+    assert lexical.scores(con, "...", rows) == {} and lexical.scores(con, "embedding", []) == {}
+
+
 def test_scan_is_a_search_over_every_matching_paper(seed_index):
     con = seed_index._store.connection
     for weights in ((1.0, 1.0), (4.0, 1.0)):

@@ -280,3 +280,13 @@ def test_paper_by_record_id_or_arxiv_id_never_by_title(seed_index):
     for ref in (titled.title, "../../etc/passwd", ""):
         with pytest.raises(QueryError, match="no paper with id or arXiv id"):
             seed_index.paper(ref)
+
+
+
+def test_plain_similar_is_the_cosine_to_the_reference(seed_index):
+    row, _ = seed_index.resolve("FlexShard")
+    hits = seed_index.similar("FlexShard", k=5)
+    plain = seed_index.search_vectors(seed_index.vectors([row]), 5, exclude=[row])
+    assert hits.score_kind == "cosine"
+    assert [h.id for h in hits] == [seed_index.papers()[int(r)].id for r in plain.rows[0]]
+    assert [h.score for h in hits] == pytest.approx(plain.scores[0].tolist(), abs=1e-6)
