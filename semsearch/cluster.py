@@ -8,6 +8,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .errors import QueryError
+from .results import take
 
 if TYPE_CHECKING:
     import numpy as np
@@ -213,7 +214,8 @@ class AutoThemes:
 
         Args:
             vectors: (n, dim) float32, L2-normalised, one row per paper.
-            texts: the n papers' texts (title + abstract), for naming.
+            texts: the n papers' texts (title + abstract), for naming; only those of the sampled
+                papers are read (in one `texts.take(rows)` call where the sequence has one).
         Returns:
             self.
         Raises:
@@ -326,7 +328,7 @@ class AutoThemes:
         self.centers_ = np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0).astype(np.float32)
         self.scores_ = np.einsum("ij,ij->i", x, self.centers_[self.labels_]).astype(np.float32)
         # words from the sampled papers only: reading every text costs more than the clustering
-        self.words_ = label_clusters([texts[i] for i in label_rows], self.labels_[label_rows].tolist(), self.n_words)
+        self.words_ = label_clusters(take(texts, label_rows.tolist()), self.labels_[label_rows].tolist(), self.n_words)
         self.words_ += [[] for _ in range(self.n_themes_ - len(self.words_))]
         self.names_ = _unique([" · ".join(w[:NAME_TERMS]) or f"theme {i + 1}" for i, w in enumerate(self.words_)])
 
