@@ -38,6 +38,12 @@ TITLE_WEIGHTS = (4.0, 1.0)
 #: PRF_DEPTH best fused papers before the cosine is recomputed (0 = off); chosen on dev queries.
 PRF_WEIGHT = 0.0
 PRF_DEPTH = 3
+#: The hybrid's lexical channel leaves out words held by more than this share of the papers ("of",
+#: "the"): FTS5's IDF of such a word is log((N - n + 0.5) / (n + 0.5)) <= 0, floored at 1e-6, so
+#: it adds nothing to BM25, yet scoring every paper holding it was most of a query's cost (75k
+#: arXiv papers: 50 -> 22 ms by FTS5). Rankings are unchanged (docs/benchmarks.md); smaller shares,
+#: which would drop words that do count, were measured there too and not taken.
+COMMON_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,19 @@ class LexicalMass:
 
     terms: tuple[str, ...]
     idf: tuple[float, ...]
+    #: papers holding each term, and papers in all (0 when not counted)
+    held: tuple[int, ...] = ()
+    papers: int = 0
+    #: FTS5's token of each term (stemmed, folded) when `lexical.Postings` told them, else ()
+    tokens: tuple[str, ...] = ()
+
+    def content(self, share: float = COMMON_SHARE) -> "LexicalMass":
+        """The terms held by at most `share` of the papers (all of them when share >= 1)."""
+        if share >= 1 or not self.held:
+            return self
+        keep = [i for i, n in enumerate(self.held) if n <= share * self.papers]
+        terms, idf, held = (tuple(v[i] for i in keep) for v in (self.terms, self.idf, self.held))
+        return LexicalMass(terms, idf, held, self.papers, tuple(self.tokens[i] for i in keep) if self.tokens else ())
 
     @property
     def upper(self) -> float:
@@ -54,13 +73,14 @@ class LexicalMass:
         return sum(self.idf) * (BM25_K1 + 1)
 
 
-def lexical_mass(con: sqlite3.Connection, text: str) -> LexicalMass:
+def lexical_mass(con: sqlite3.Connection, text: str, postings: lexical.Postings | None = None) -> LexicalMass:
     """FTS5's IDF, log((N - n + 0.5) / (n + 0.5)) floored at 1e-6, of each term of `text` in `papers_fts`.
 
     `n` (papers holding the term) is counted through FTS5 itself, so stemming and folding are
-    exactly those of the BM25 channel. A word no paper holds counts with n = 0: it is part of what
-    the query asks, so a paper matching only the query's other words must not look like a full
-    match ("sourdough bread recipes" matching "recipes" alone is a third of the query, not all of it).
+    exactly those of the BM25 channel (with `postings`, from FTS5's vocabulary: the same counts,
+    without a scan). A word no paper holds counts with n = 0: it is part of what the query asks,
+    so a paper matching only the query's other words must not look like a full match ("sourdough
+    bread recipes" matching "recipes" alone is a third of the query, not all of it).
     """
     terms = lexical.terms(text)
     if not terms:
@@ -68,11 +88,14 @@ def lexical_mass(con: sqlite3.Connection, text: str) -> LexicalMass:
     # FTS5's N is its row count, the papers table's (rows are added and dropped together); counting
     # `papers` takes 0.5 ms on 75k papers, counting `papers_fts` itself 90 ms (a scan of its content)
     total = con.execute("SELECT count(*) FROM papers").fetchone()[0]
-    idf = []
-    for t in terms:
-        n = con.execute("SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?", (f'"{t}"',)).fetchone()[0]
-        idf.append(max(math.log((total - n + 0.5) / (n + 0.5)), 1e-6))
-    return LexicalMass(tuple(terms), tuple(idf))
+    tokens = postings.tokens(terms) if postings is not None and postings.usable else None
+    if tokens is not None:
+        held = postings.held(tokens)
+    else:
+        held = [con.execute("SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?", (f'"{t}"',)).fetchone()[0]
+                for t in terms]
+    idf = [max(math.log((total - n + 0.5) / (n + 0.5)), 1e-6) for n in held]
+    return LexicalMass(tuple(terms), tuple(idf), tuple(held), total, tuple(tokens or ()))
 
 
 def normalised_bm25(bm25: "np.ndarray", mass: LexicalMass) -> "np.ndarray":
@@ -116,33 +139,50 @@ def hybrid(
     text: str,
     query: "np.ndarray",
     dense: Sequence[tuple[int, float]],
-    lex: Sequence[tuple[int, float]],
     vectors: Callable[[Sequence[int]], "np.ndarray"],
     *,
+    n: int,
+    rows: Sequence[int] | None = None,
     weight: float = LEXICAL_WEIGHT,
     prf: float = PRF_WEIGHT,
+    common: float = COMMON_SHARE,
+    postings: lexical.Postings | None = None,
 ) -> list[tuple[int, float]]:
-    """Fused (row, score) over the union of both channels' candidates, best first.
+    """Fused (row, score) over the union of the dense candidates and the lexical top `n`, best first.
 
-    Every candidate gets its real cosine (from `vectors(rows) -> (n, dim)`) and its real BM25
-    (0 only when no query term is in it), so a paper found by one channel is not penalised for
-    being missed by the other's top list.
+    The lexical channel is BM25 over the query's content words (`LexicalMass.content`), from one
+    scan of the papers holding one of them, or from `postings`. Every candidate gets its real cosine (from
+    `vectors(rows) -> (c, dim)`) and its real BM25 (0 only when no content word is in it), so a paper
+    found by one channel is not penalised for being missed by the other's top list.
 
     Args:
         query: (dim,) float32 L2-normalised query vector.
-        dense, lex: each channel's top candidates, (row, score), already filtered.
+        dense: the dense channel's top candidates, (row, cosine), already filtered.
+        n: lexical candidates to add.
+        rows: only these rows may come from the lexical channel (a filter); None = all.
+        common: `LexicalMass.content` share.
+        postings: score from postings kept in memory (same scores, no scan once a word was seen).
     """
     import numpy as np
 
-    cand = sorted({r for r, _ in dense} | {r for r, _ in lex})
-    if not cand:
+    mass = lexical_mass(con, text, postings).content(common)
+    if mass.tokens:
+        held, bm25_of = postings.bm25(mass.tokens, mass.held, TITLE_WEIGHTS)
+    else:
+        held, bm25_of = lexical.scan(con, mass.terms, TITLE_WEIGHTS)
+    if rows is not None:
+        keep = np.isin(held, np.asarray(rows, dtype=np.int64))
+        held, bm25_of = held[keep], bm25_of[keep]
+    best = np.lexsort((held, -bm25_of))[:n]  # ties by row
+    cand = np.union1d(np.array([r for r, _ in dense], dtype=np.int64), held[best])
+    if not len(cand):
         return []
-    vecs = vectors(cand)
+    vecs = vectors(cand.tolist())
     cosine = vecs @ query
-    found = lexical.scores(con, text, cand, TITLE_WEIGHTS) if lex else {}
-    bm25 = np.array([found.get(r, 0.0) for r in cand], dtype=np.float32)
-    lexical_part = weight * normalised_bm25(bm25, lexical_mass(con, text))
+    at = np.minimum(np.searchsorted(held, cand), max(len(held) - 1, 0))
+    bm25 = np.where(held[at] == cand, bm25_of[at], 0.0) if len(held) else np.zeros(len(cand))
+    lexical_part = weight * normalised_bm25(bm25.astype(np.float32), mass)
     if prf > 0:
         top = np.argsort(-(cosine + lexical_part), kind="stable")[:PRF_DEPTH]
         cosine = vecs @ prf_query(query, vecs[top], prf)
-    return rank(cand, cosine + lexical_part)
+    return rank(cand.tolist(), cosine + lexical_part)

@@ -8,6 +8,7 @@ and only the last touches FAISS; none of them needs a model except to embed the 
 from __future__ import annotations
 
 import difflib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -202,6 +203,8 @@ class Index:
         self._embedder = embedder
         self._retired = store.retired() if manifest.retired else []  # rows left by in-place updates
         self._closed = False
+        self._postings: lexical.Postings | None = None  # the hybrid's term postings, made on first use
+        self._postings_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -305,14 +308,11 @@ class Index:
             ranked: list[tuple[int, float]] = []
             if dense is not None:
                 ranked = [(int(r), float(sc)) for r, sc in zip(dense.rows[i], dense.scores[i]) if r >= 0]
-            if mode != "dense":
-                weights = lexical.WEIGHTS if mode == "lexical" else fusion.TITLE_WEIGHTS
-                lex = lexical.search(self._store.connection, q, n, rows, weights)
-                if mode == "lexical":
-                    ranked = lex
-                else:
-                    con = self._store.connection
-                    ranked = fusion.hybrid(con, q, vectors[i], ranked, lex, self.vectors)
+            if mode == "lexical":
+                ranked = lexical.search(self._store.connection, q, n, rows, lexical.WEIGHTS)
+            elif mode == "hybrid":
+                ranked = fusion.hybrid(self._store.connection, q, vectors[i], ranked, self.vectors, n=n, rows=rows,
+                                       postings=self.postings)
             if diverse:
                 ranked = self._diversify(vectors[i], ranked, k)
             results.append(ranked[:k])
@@ -697,8 +697,18 @@ class Index:
             "build": m.build,
         }
 
+    @property
+    def postings(self) -> lexical.Postings:
+        """The lexical channel's term postings, kept in memory while the index is open (made on first use)."""
+        with self._postings_lock:
+            if self._postings is None:
+                self._postings = lexical.Postings(self._store.connection)
+            return self._postings
+
     def close(self) -> None:
         self._closed = True
+        if self._postings is not None:
+            self._postings.close()
         self._store.close()
 
     def __enter__(self) -> "Index":

