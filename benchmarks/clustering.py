@@ -11,7 +11,9 @@ true k. Part 3: each discovered theme's size, name and majority category; and th
 words GENERIC_WORDS keeps out of the names.
 
     PYTHONPATH=. python benchmarks/clustering.py [--cache CACHE/bench/clustering.npy] [--limit N]
-        [--bertopic BERTOPIC-VENV/bin/python]
+        [--bertopic BERTOPIC-VENV/bin/python] [--dev]
+
+Part 0 (--dev): how AutoThemes' TOLERANCE was chosen, on the dev theme sets only.
 
 BERTopic is not a dependency: --bertopic names an interpreter of a separate venv holding it
 (torch==2.13.0 installed first, then `pip install bertopic`), run as a subprocess.
@@ -167,6 +169,54 @@ def compare(vectors: np.ndarray, texts: list[str], true_k: int, seed: int, berto
     return runs, auto
 
 
+def dev_tolerance(data: Path, sets_path: Path, seed: int) -> None:
+    """Part 0 (how TOLERANCE was chosen, dev data only): V-measure of AutoThemes' auto k for each
+    tolerance on the dev theme sets (arXiv categories outside the clustering subset) and on small
+    draws of their papers (3-5 categories of one set; 100 x 25, 60 x 50, 10 x 200 papers)."""
+    import gzip
+
+    from sklearn.metrics import v_measure_score
+
+    import semsearch.cluster as cluster
+    from semsearch.embed import CachedEmbedder, default_cache_path, make_embedder
+
+    cfg = json.loads(sets_path.read_text(encoding="utf-8"))
+    held = {json.loads(line)["id"] for line in data.open(encoding="utf-8")}
+    want: dict[str, list[dict]] = {c: [] for s in cfg["sets"].values() for c in s.values()}
+    with gzip.open(data.parent / "abstracts.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            p = json.loads(line)
+            c = p.get("primary_category")
+            if c in want and p["id"] not in held and len(want[c]) < cfg["per_theme"]:
+                want[c].append(p)
+    papers = [p for c in want for p in want[c]]
+    texts = [f"{p['title']}. {p['abstract']}" for p in papers]
+    truth = np.array([p["primary_category"] for p in papers])
+    vectors = CachedEmbedder(make_embedder(), default_cache_path()).encode(texts)
+    rng = np.random.default_rng(1)
+    draws = []
+    for n, reps in ((25, 100), (50, 60), (200, 10)):
+        for _ in range(reps):
+            cats = list(list(cfg["sets"].values())[rng.integers(len(cfg["sets"]))].values())
+            pool = np.flatnonzero(np.isin(truth, rng.choice(cats, rng.integers(3, 6), replace=False)))
+            draws.append((n, np.sort(rng.choice(pool, n, replace=False))))
+
+    def v(rows) -> float:
+        model = cluster.AutoThemes(random_state=seed).fit(vectors[rows], [texts[i] for i in rows])
+        return v_measure_score(truth[rows], model.labels_)
+
+    print(f"\n0. dev: tolerance of the choice of k ({len(papers)} dev papers; mean V-measure)")
+    print(f"{'tolerance':>9} " + " ".join(f"{name:>17}" for name in cfg["sets"]) + "   n=25   n=50  n=200   mean")
+    chosen = cluster.TOLERANCE
+    for tol in (0.0, 0.002, 0.005, 0.01, 0.02):
+        cluster.TOLERANCE = tol
+        whole = [v(np.flatnonzero(np.isin(truth, list(s.values())))) for s in cfg["sets"].values()]
+        small = [float(np.mean([v(r) for m, r in draws if m == n])) for n in (25, 50, 200)]
+        print(f"{tol:9.3f} " + " ".join(f"{x:17.3f}" for x in whole) + " " + " ".join(f"{x:6.3f}" for x in small)
+              + f" {np.mean(whole + small):6.3f}" + ("  (semsearch)" if tol == chosen else ""))
+    cluster.TOLERANCE = chosen
+
+
 def main() -> None:
     import sklearn
     from sklearn.metrics import normalized_mutual_info_score, v_measure_score
@@ -179,6 +229,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-criteria", action="store_true", help="skip part 1 (k criteria on category subsets)")
     ap.add_argument("--bertopic", metavar="PYTHON", help="an interpreter with bertopic installed (a separate venv)")
+    ap.add_argument("--dev", action="store_true", help="also part 0: the tolerance of the choice of k on the dev sets")
+    ap.add_argument("--sets", type=Path, default=ROOT / "benchmarks" / "data" / "theme_sets.json",
+                    help="dev theme sets (JSON) for --dev")
     args = ap.parse_args()
 
     papers = [json.loads(line) for line in args.data.open(encoding="utf-8")][: args.limit]
@@ -191,6 +244,8 @@ def main() -> None:
     print(f"corpus: {len(papers)} papers, {true_k} primary categories; vectors {vectors.shape} from {origin}")
     print(f"runs: 1 per method, same vectors; k-means n_init={N_INIT}, random_state={args.seed}")
 
+    if args.dev:
+        dev_tolerance(args.data, args.sets, args.seed)
     if not args.no_criteria:
         criteria(vectors, truth, args.seed)
 

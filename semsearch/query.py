@@ -18,7 +18,7 @@ from .embed import Embedder, paper_text
 from .errors import ModelMismatch, QueryError
 from .ingest import MIN_ABSTRACT_WORDS, maybe_arxiv
 from .records import Paper, containment, shingles, words
-from .results import Excluded, Hit, Hits, Neighbours, Papers
+from .results import Excluded, Hit, Hits, Neighbours, PaperList, Papers
 from .store import lexical
 from .store.directory import read_vectors, recover
 from .store.manifest import Manifest, disk_usage
@@ -76,6 +76,10 @@ SCORE_MEANING = {
 #: relevant from queries against a corpus that cannot answer them; of the top-1 scores tried the
 #: cosine separates best (held-out AUC 0.996, fused 0.995, old min-max 0.882; docs/benchmarks.md).
 MATCH_COSINE = 0.40
+#: Themes over at most this many papers read every record at once (5,000 records: ~0.1 s), so
+#: their groups outlive the open index; above it records are read when shown (75k papers: 1.9 s
+#: for all of them, of a 2 s budget for named themes).
+EAGER_PAPERS = 5000
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,7 @@ class Index:
         self._store = store
         self._embedder = embedder
         self._retired = store.retired() if manifest.retired else []  # rows left by in-place updates
+        self._closed = False
         self._postings: lexical.Postings | None = None  # the hybrid's term postings, made on first use
         self._postings_lock = threading.Lock()
 
@@ -639,17 +644,31 @@ class Index:
             raise QueryError(f"--n must be at least 1, got {n}")
         rows, papers = self._papers_for(query, k, mode, filters)
         vectors = self.vectors(rows)
-        model = AutoThemes(n_themes=n, random_state=random_state).fit(vectors, [paper_text(p) for p in papers])
+        model = AutoThemes(n_themes=n, random_state=random_state).fit(vectors, _Texts(papers))
         return group_discovered(papers, vectors, model)
 
-    def _papers_for(self, query, k, mode, filters) -> tuple[list[int], list[Paper]]:
-        """Rows and papers to group: a query's top k, or every paper passing `filters`."""
+    def _papers_for(self, query, k, mode, filters) -> tuple[list[int], PaperList]:
+        """Rows and papers to group: a query's top k, or every paper passing `filters`. The
+        papers are a `PaperList`: records are read when a caller looks at them, not here."""
         if query is not None:
             rows = [r for r, _ in self._rank([query], k, self._mode(mode), filters, False)[0][0]]
         else:
             rows = self._allowed(filters) or self._store.rows()
-        found = self._store.by_rows(rows)
-        return rows, [found[r] for r in rows]
+        papers = PaperList(rows, self._read_papers, self._row_of)
+        if len(rows) <= EAGER_PAPERS:  # cheap: read now, so the groups outlive the open index
+            papers.take(range(len(rows)))
+        return rows, papers
+
+    def _read_papers(self, rows: Sequence[int]) -> dict[int, Paper]:
+        if self._closed:
+            raise QueryError(f"{self.path}: the index was closed before these papers were read; over more than "
+                             f"{EAGER_PAPERS:,} papers, themes read their papers when shown: look at them "
+                             "before closing the index (inside `with Index.open(...)`)")
+        return self._store.by_rows(rows)
+
+    def _row_of(self, paper_id: str) -> int | None:
+        found = self._store.find("id", paper_id)
+        return found[0][0] if found else None
 
     # --- records ---------------------------------------------------------------------
 
@@ -694,6 +713,7 @@ class Index:
             return self._postings
 
     def close(self) -> None:
+        self._closed = True
         if self._postings is not None:
             self._postings.close()
         self._store.close()
@@ -706,6 +726,22 @@ class Index:
 
     def __repr__(self) -> str:
         return f"Index({str(self.path)!r}, {self.manifest.count} papers, model={self.manifest.model!r})"
+
+
+class _Texts(Sequence):
+    """The texts of a `PaperList`'s papers, read only for the positions asked for (`take`)."""
+
+    def __init__(self, papers: PaperList):
+        self._papers = papers
+
+    def __len__(self) -> int:
+        return len(self._papers)
+
+    def __getitem__(self, i):
+        return paper_text(self._papers[i]) if not isinstance(i, slice) else [paper_text(p) for p in self._papers[i]]
+
+    def take(self, positions: Sequence[int]) -> list[str]:
+        return [paper_text(p) for p in self._papers.take(positions)]
 
 
 def _check_k(k: int) -> None:

@@ -189,6 +189,90 @@ def paper_dict(p: Paper) -> dict:
 
 
 
+#: Papers read from the index at a time when a lazy list of theme members is walked.
+PAGE = 500
+
+
+class PaperList(Sequence):
+    """Papers of index rows, read from the index only when first asked for (a page at a time)
+    and then kept: a theme over 75k papers costs the records of the papers that are shown.
+
+    Args:
+        rows: the index rows, in list order.
+        load: rows -> {row: Paper} (`PaperStore.by_rows`).
+        locate: paper id -> its row, or None (`explain` looks papers up by id without reading all).
+    """
+
+    def __init__(self, rows: Sequence[int], load, locate=None, _cache: dict | None = None):
+        self.rows = [int(r) for r in rows]
+        self._load = load
+        self._locate = locate
+        self._cache: dict[int, Paper] = {} if _cache is None else _cache
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return self.take(range(len(self.rows))[i])
+        return self.take([i])[0]
+
+    def __iter__(self) -> Iterator[Paper]:
+        for start in range(0, len(self.rows), PAGE):
+            yield from self.take(range(start, min(start + PAGE, len(self.rows))))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def take(self, positions: Sequence[int]) -> list[Paper]:
+        """The papers at these positions, reading the ones not yet read in one call."""
+        n = len(self.rows)
+        rows = [self.rows[p + n if p < 0 else p] for p in positions]
+        missing = [r for r in dict.fromkeys(rows) if r not in self._cache]
+        if missing:
+            self._cache.update(self._load(missing))
+        return [self._cache[r] for r in rows]
+
+    def subset(self, positions: Sequence[int]) -> "PaperList":
+        """The papers at these positions, as a lazy list sharing what this one has read."""
+        return PaperList([self.rows[p] for p in positions], self._load, self._locate, self._cache)
+
+    def index(self, paper_id: str, *args) -> int:  # type: ignore[override]
+        """Position of the paper with this id (raises ValueError when it is not in the list):
+        looked up in the index while papers remain unread, else among the papers read."""
+        if self._locate is not None and not args and not all(r in self._cache for r in self.rows):
+            if not hasattr(self, "_by_row"):
+                self._by_row = {r: i for i, r in enumerate(self.rows)}
+            row = self._locate(paper_id)
+            if row in self._by_row:
+                return self._by_row[row]
+        else:
+            if not hasattr(self, "_by_id"):
+                self._by_id: dict[str, int] = {}
+                for i, p in enumerate(self):
+                    self._by_id.setdefault(p.id, i)
+            if paper_id in self._by_id:
+                return self._by_id[paper_id]
+        raise ValueError(f"{paper_id!r} is not in the list")
+
+    @property
+    def loaded(self) -> int:
+        """How many papers have been read from the index so far (for tests and benchmarks)."""
+        return len(self._cache)
+
+    def __repr__(self) -> str:
+        return f"<PaperList: {len(self)} papers, {self.loaded} read>"
+
+
+def take(papers: Sequence, positions: Sequence[int]) -> list:
+    """papers[i] for each position: one read for a `PaperList`, plain indexing otherwise."""
+    if hasattr(papers, "take"):
+        return papers.take(positions)
+    return [papers[i] for i in positions]
+
+
 @dataclass(frozen=True)
 class ThemeMember:
     paper: Paper
@@ -198,12 +282,47 @@ class ThemeMember:
         return {"id": self.paper.id, "title": self.paper.title, "score": round(self.score, 6)}
 
 
+class ThemeMembers(Sequence):
+    """A theme's members, best first, as `ThemeMember`s made when asked for: the papers are
+    `papers[positions[i]]` (read lazily when `papers` is a `PaperList`), scores `scores[i]`."""
+
+    def __init__(self, papers: Sequence[Paper], positions: Sequence[int], scores: Sequence[float]):
+        if len(positions) != len(scores):
+            raise QueryError(f"{len(positions)} positions but {len(scores)} scores")
+        self._papers = papers
+        self.positions = [int(i) for i in positions]
+        self.scores = [float(s) for s in scores]
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            picked = range(len(self.positions))[i]
+            return [ThemeMember(p, self.scores[j]) for j, p in zip(picked, take(self._papers, [self.positions[j] for j in picked]))]
+        return ThemeMember(take(self._papers, [self.positions[i]])[0], self.scores[i])
+
+    def __iter__(self) -> Iterator[ThemeMember]:
+        for start in range(0, len(self.positions), PAGE):
+            yield from self[start : start + PAGE]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
+
+    def __hash__(self) -> int:
+        return hash((tuple(self.positions), tuple(self.scores)))
+
+    def __repr__(self) -> str:
+        return f"<ThemeMembers: {len(self)} papers>"
+
+
 @dataclass(frozen=True)
 class Theme:
-    """A named or discovered theme and its papers, best first. `score`: cosine to the theme."""
+    """A named or discovered theme and its papers, best first. `score`: cosine to the theme.
+    `papers` is a sequence of `ThemeMember` (a tuple, or a `ThemeMembers` that reads lazily)."""
 
     name: str
-    papers: tuple[ThemeMember, ...]
+    papers: Sequence[ThemeMember]
     description: str | None = None
     words: tuple[str, ...] = ()
 
@@ -232,8 +351,9 @@ class ThemeGroups:
         method: str,
     ):
         self.themes = tuple(themes)
-        self.unassigned = tuple(unassigned)
-        self.papers = tuple(papers)
+        # lazy lists stay lazy: a theme over a whole large index reads only what is shown
+        self.unassigned = unassigned if isinstance(unassigned, PaperList) else tuple(unassigned)
+        self.papers = papers if isinstance(papers, PaperList) else tuple(papers)
         self.vectors = vectors
         self.method = method
         self.model = None  # the fitted NamedThemes or AutoThemes, when there is one
@@ -255,9 +375,15 @@ class ThemeGroups:
         paper is or is not in it. Raises KeyError for an unknown id, QueryError for discovered themes."""
         if not hasattr(self.model, "explain"):  # the fitted themes.NamedThemes
             raise QueryError("explain() is for named themes")
-        if not hasattr(self, "_position"):
-            self._position = {p.id: i for i, p in enumerate(self.papers)}
-        i = self._position[paper_id]
+        if isinstance(self.papers, PaperList):
+            try:
+                i = self.papers.index(paper_id)
+            except ValueError:
+                raise KeyError(paper_id) from None
+        else:
+            if not hasattr(self, "_position"):
+                self._position = {p.id: i for i, p in enumerate(self.papers)}
+            i = self._position[paper_id]
         return self.model.explain(i, [t.name for t in self.themes])
 
     def as_dict(self) -> dict:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .errors import QueryError
 from .records import Paper
-from .results import Theme, ThemeGroups, ThemeMember
+from .results import PaperList, Theme, ThemeGroups, ThemeMembers
 
 if TYPE_CHECKING:
     import numpy as np
@@ -259,7 +259,7 @@ def group_named(
     """Group papers into named themes by `NamedThemes`.
 
     Args:
-        papers: the n papers to group.
+        papers: the n papers to group; a `PaperList` is read only where members are looked at.
         paper_vectors: (n, dim) float32, L2-normalised, row i for papers[i].
         specs: the t themes.
         theme_vectors: (t, dim) float32, L2-normalised, row j for specs[j].
@@ -273,8 +273,10 @@ def group_named(
     for j, spec in enumerate(specs):
         rows = np.flatnonzero(member[:, j])
         rows = rows[np.argsort(-scores[rows, j], kind="stable")]
-        themes.append(Theme(spec.name, tuple(ThemeMember(papers[i], float(scores[i, j])) for i in rows), spec.description))
-    unassigned = [papers[i] for i in np.flatnonzero(~member.any(axis=1))]
+        # members are made (and, from a PaperList, read) only when asked for
+        themes.append(Theme(spec.name, ThemeMembers(papers, rows.tolist(), scores[rows, j].tolist()), spec.description))
+    none = np.flatnonzero(~member.any(axis=1)).tolist()
+    unassigned = papers.subset(none) if isinstance(papers, PaperList) else [papers[i] for i in none]
     method = (f"named: cosine to each theme expanded from its papers; boundary per theme from the papers of "
               f"other themes; multi-label within {model.z_margin} sd of the best theme")
     groups = ThemeGroups(themes, unassigned, papers, paper_vectors, method)
@@ -284,16 +286,14 @@ def group_named(
 
 def group_discovered(papers: Sequence[Paper], paper_vectors: "np.ndarray", model) -> ThemeGroups:
     """ThemeGroups from a fitted `cluster.AutoThemes` (every paper in exactly one theme)."""
+    import numpy as np
+
     themes = []
     for j in range(model.n_themes_):
-        rows = sorted((i for i in range(len(papers)) if model.labels_[i] == j), key=lambda i: -model.scores_[i])
-        themes.append(
-            Theme(
-                model.names_[j],
-                tuple(ThemeMember(papers[i], float(model.scores_[i])) for i in rows),
-                words=tuple(model.words_[j]),
-            )
-        )
+        rows = np.flatnonzero(model.labels_ == j)
+        rows = rows[np.argsort(-model.scores_[rows], kind="stable")]
+        members = ThemeMembers(papers, rows.tolist(), model.scores_[rows].tolist())
+        themes.append(Theme(model.names_[j], members, words=tuple(model.words_[j])))
     themes.sort(key=lambda t: -len(t.papers))
     method = f"discovered: {model.n_themes_} clusters of the embeddings, labels by class-based TF-IDF"
     return ThemeGroups(themes, [], papers, paper_vectors, method)

@@ -127,3 +127,12 @@ def test_serve_load_benchmark(seed_index_path):
     out = run("serve_load.py", "--index", seed_index_path, "--cli", "tests.fake_cli",
               "--clients", 2, "--requests", 10)
     assert "20 requests in" in out and "| all | 20 | 0 |" in out and "server stopped (exit status 0)" in out
+
+
+def test_themes_speed_benchmark(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "SEMSEARCH_CACHE": "off"}
+    subprocess.run([sys.executable, "-m", "tests.fake_cli", "build", str(ROOT / "corpus"), "--index", str(tmp_path / "idx")],
+                   check=True, capture_output=True, cwd=ROOT, env=env, timeout=300)
+    out = run("themes_speed.py", tmp_path / "idx", "--runs", "1", "--embedder", "fake", "--auto")
+    assert "named, cold (new process)" in out and "named, warm" in out and "discovered, cold" in out
+    assert "9 themes over 25 papers, 25 records read" in out

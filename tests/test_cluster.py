@@ -77,6 +77,18 @@ def test_four_separated_blobs_auto_picks_four():
     assert set(model.selection_) == set(range(2, int(160**0.5) + 1))  # up to sqrt(n) themes
 
 
+
+def test_k_is_the_smallest_within_the_tolerance_of_the_best_modularity(monkeypatch):
+    import semsearch.cluster as cluster
+
+    vectors, _ = blobs(k=5, per=10, dim=16, noise=0.1)
+    made_up = {2: 0.50, 3: 0.80, 4: 0.804, 5: 0.79, 6: 0.70, 7: 0.60}  # 4 is best, 3 within TOLERANCE of it
+    monkeypatch.setattr(cluster, "_modularity", lambda rows, cols, labels: made_up[int(labels.max()) + 1])
+    model = AutoThemes().fit(vectors, [f"doc {i}" for i in range(50)])
+    assert model.selection_ == made_up and model.n_themes_ == 3
+    monkeypatch.setattr(cluster, "TOLERANCE", 0.0)
+    assert AutoThemes().fit(vectors, [f"doc {i}" for i in range(50)]).n_themes_ == 4
+
 def test_n_themes_given_is_respected_and_nothing_is_selected():
     vectors, _ = blobs(k=4, per=40, dim=32, noise=0.15)
     texts = [f"doc {i}" for i in range(len(vectors))]

@@ -122,6 +122,55 @@ def test_theme_groups_show_in_notebooks_and_plot(seed_index, tmp_path):
     assert (tmp_path / "map.png").read_bytes()[:4] == b"\x89PNG"
 
 
+
+def _members(groups) -> list:
+    return [[(m.paper.id, m.score) for m in t.papers] for t in groups] + [[p.id for p in groups.unassigned]]
+
+
+@pytest.mark.parametrize("discovered", [False, True])
+def test_themes_over_a_large_corpus_read_only_the_papers_shown(seed_index_path, monkeypatch, discovered):
+    import semsearch.query
+    from semsearch.results import PaperList
+
+    from .conftest import FakeEmbedder
+
+    def group(idx):
+        if discovered:
+            return idx.discover_themes(3)
+        return idx.themes(["recommendation systems", "quantization", "sharding"])
+
+    with Index.open(seed_index_path, embedder=FakeEmbedder()) as idx:
+        eager = group(idx)
+        monkeypatch.setattr(semsearch.query, "EAGER_PAPERS", 10)  # the 25 seeds count as a large corpus
+        lazy = group(idx)
+        assert isinstance(lazy.papers, PaperList) and lazy.papers.loaded == (25 if discovered else 0)
+        if discovered:  # discovered themes read the texts to name the themes, nothing else
+            lazy = group(idx)
+        else:
+            first = max(lazy, key=lambda t: len(t.papers))
+            shown = first.papers[:2]
+            assert lazy.papers.loaded == 2 and [m.paper.id for m in shown] == [m.paper.id for m in eager[first.name].papers[:2]]
+            pid = lazy.papers[next(i for i in range(25) if i not in first.papers.positions[:2])].id
+            assert lazy.papers.loaded == 3
+            assert lazy.explain(pid) == eager.explain(pid) and lazy.papers.loaded == 3
+        assert _members(lazy) == _members(eager)
+        assert lazy.papers.loaded == 25
+        unread = group(idx)
+    assert _members(eager) == _members(lazy)  # what was read stays readable
+    if not discovered:
+        with pytest.raises(QueryError, match="closed before these papers were read"):
+            list(unread.papers)
+
+
+def test_a_small_corpus_reads_its_papers_at_once_and_outlives_the_index(seed_index_path):
+    from .conftest import FakeEmbedder
+
+    with Index.open(seed_index_path, embedder=FakeEmbedder()) as idx:
+        groups = idx.themes(["recommendation systems", "quantization"])
+    assert groups.papers.loaded == 25 and len({p.id for p in groups.papers}) == 25
+    assert groups.explain(groups.papers[3].id)[0]["theme"] == "recommendation systems"
+
+
 @pytest.mark.slow
 def test_seed_themes_with_the_real_model(real_index_path, real_embedder):
     from .conftest import ROOT

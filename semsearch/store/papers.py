@@ -158,7 +158,12 @@ class PaperStore:
 
     def rows(self) -> list[int]:
         """Rows of every paper, in order (FAISS may hold retired rows besides these)."""
-        return self.rows_where("1", ())
+        # no ORDER BY: SQLite then reads the rows from a covering index instead of walking the
+        # whole table with its abstracts (75k papers: 15 ms + sort vs 80-270 ms)
+        try:
+            return sorted(int(r) for (r,) in self._con.execute("SELECT row FROM papers"))
+        except sqlite3.DatabaseError as exc:
+            raise IndexFormatError(f"{self.path}: {exc}; rebuild the index") from None
 
     def retired(self) -> list[int]:
         """FAISS rows retired by updates: never to be returned (empty for a fresh build)."""
