@@ -49,6 +49,26 @@ COMMON_SHARE = 0.5
 #: Words of a reference paper in its "more like this" query (`distinctive_terms`, used by `similar
 #: --facet`); chosen on CSFCube's dev queries (benchmarks/facets.py, docs/benchmarks.md).
 RELATED_TERMS = 10
+
+
+@dataclass(frozen=True)
+class Related:
+    """How `similar` ranks papers like one reference paper (no facet): the cosine with the reference's
+    vector, pulled `pull` of the way towards the mean of its `neighbours` nearest papers
+    (`prf_query`; 0 = plain), + `weight` x BM25 of its `terms` most distinctive words
+    (`distinctive_terms`, title and abstract weighted 1) / their IDF mass; weight 0 = plain cosine."""
+
+    terms: int = RELATED_TERMS
+    weight: float = 0.0
+    neighbours: int = 0
+    pull: float = 0.0
+
+
+#: `similar REF`'s ranking: the best of 84 settings on CSFCube's dev queries through the product
+#: (NDCG@20 0.598 vs 0.577 for cosine), above cosine on the held-out half too (0.611 vs 0.596), and
+#: the choice made on the held-out half instead wins on dev (benchmarks/similar_related.py,
+#: docs/benchmarks.md).
+SIMILAR = Related(terms=20, weight=1.0, neighbours=10, pull=0.5)
 #: Words never distinctive of a paper, whatever their IDF in a small corpus.
 STOPWORDS = frozenset(
     "a about after all also an and any are as at be been being before between both but by can do does during "
@@ -126,10 +146,13 @@ def distinctive_terms(
             counts[w] = counts.get(w, 0) + 1
     words = list(counts)
     chunks = [lexical_mass(con, " ".join(words[i : i + 64]), postings) for i in range(0, len(words), 64)]
-    every = [(t, idf, held) for m in chunks for t, idf, held in zip(m.terms, m.idf, m.held)]
+    tokened = all(m.tokens for m in chunks)  # FTS5 tokens of every word (from `postings`), else none
+    every = [(t, idf, held, tok) for m in chunks
+             for t, idf, held, tok in zip(m.terms, m.idf, m.held, m.tokens if tokened else [""] * len(m.terms))]
     best = sorted(every, key=lambda e: (-counts[e[0]] * e[1], e[0]))[:n]
     papers = chunks[0].papers if chunks else 0
-    return LexicalMass(tuple(e[0] for e in best), tuple(e[1] for e in best), tuple(e[2] for e in best), papers)
+    return LexicalMass(*(tuple(e[i] for e in best) for i in range(3)), papers,
+                       tuple(e[3] for e in best) if tokened else ())
 
 
 def normalised_bm25(bm25: "np.ndarray", mass: LexicalMass) -> "np.ndarray":
@@ -181,6 +204,9 @@ def hybrid(
     prf: float = PRF_WEIGHT,
     common: float = COMMON_SHARE,
     postings: lexical.Postings | None = None,
+    mass: LexicalMass | None = None,
+    title_weights: tuple[float, float] = TITLE_WEIGHTS,
+    exclude: Sequence[int] = (),
 ) -> list[tuple[int, float]]:
     """Fused (row, score) over the union of the dense candidates and the lexical top `n`, best first.
 
@@ -196,18 +222,24 @@ def hybrid(
         rows: only these rows may come from the lexical channel (a filter); None = all.
         common: `LexicalMass.content` share.
         postings: score from postings kept in memory (same scores, no scan once a word was seen).
+        mass: the lexical channel's terms and IDF (`text` is then not read): e.g. `distinctive_terms`.
+        title_weights: BM25 column weights (title, abstract).
+        exclude: rows the lexical channel never adds (the dense candidates are already filtered).
     """
     import numpy as np
 
-    mass = lexical_mass(con, text, postings).content(common)
+    if mass is None:
+        mass = lexical_mass(con, text, postings).content(common)
     try:
-        held, bm25_of = postings.bm25(mass.tokens, mass.held, TITLE_WEIGHTS) if mass.tokens else (None, None)
+        held, bm25_of = (postings.bm25(mass.tokens, mass.held, title_weights) if mass.tokens and postings is not None
+                         else (None, None))
     except lexical.Replaced:
         held = None
     if held is None:
-        held, bm25_of = lexical.scan(con, mass.terms, TITLE_WEIGHTS)
-    if rows is not None:
-        keep = np.isin(held, np.asarray(rows, dtype=np.int64))
+        held, bm25_of = lexical.scan(con, mass.terms, title_weights)
+    if rows is not None or len(exclude):
+        keep = np.isin(held, np.asarray(rows, dtype=np.int64)) if rows is not None else np.ones(len(held), bool)
+        keep &= ~np.isin(held, np.asarray(exclude, dtype=np.int64))
         held, bm25_of = held[keep], bm25_of[keep]
     best = np.arange(len(held))
     if len(held) > n:  # those reaching the n-th best score (all of a tie), then the top n, ties by row

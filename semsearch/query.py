@@ -67,6 +67,9 @@ SCORE_MEANING = {
     "cosine": "cosine similarity, higher is better",
     "bm25": "BM25, higher is better",
     "fused": f"cosine + {fusion.LEXICAL_WEIGHT:g} x BM25 / the query's IDF mass, higher is better",
+    "related": (f"cosine with the paper's vector moved {fusion.SIMILAR.pull:g} towards its {fusion.SIMILAR.neighbours} "
+                f"nearest papers + {fusion.SIMILAR.weight:g} x BM25 of its {fusion.SIMILAR.terms} most distinctive words "
+                "/ their IDF mass, higher is better"),
     "svm": "decision value of a linear SVM fitted to the papers given, higher is better",
     "facet": "blend of facet sentence max-sim, abstract cosine and BM25 of the reference's most distinctive words, "
     "higher is better",
@@ -498,12 +501,25 @@ class Index:
             row, paper = self.resolve(ref)
             vector, label, exclude = self.vectors([row])[0], paper.display_title(60), [row]
             excluded = [Excluded(paper, "the paper asked about")]
-        n = max(CANDIDATES, 3 * k) if diverse else k
-        found = self.search_vectors(vector[None, :], n, rows=allowed, exclude=exclude)
+        related = fusion.SIMILAR if text is None else fusion.Related()  # measured for a reference paper only
+        n = max(CANDIDATES, 3 * k) if (diverse or related.weight > 0) else k
+        found = self.search_vectors(vector[None, :], max(n, related.neighbours), rows=allowed, exclude=exclude)
         ranked = [(int(r), float(sc)) for r, sc in zip(found.rows[0], found.scores[0]) if r >= 0]
+        kind = "cosine"
+        if related.neighbours and related.pull > 0:
+            kind, vector = "related", fusion.prf_query(vector, self.vectors([r for r, _ in ranked[: related.neighbours]]),
+                                                       related.pull)
+            found = self.search_vectors(vector[None, :], n, rows=allowed, exclude=exclude)
+            ranked = [(int(r), float(sc)) for r, sc in zip(found.rows[0], found.scores[0]) if r >= 0]
+        if related.weight > 0:
+            kind, con = "related", self._store.connection
+            mass = fusion.distinctive_terms(con, paper_text(paper), related.terms, postings=self.postings)
+            ranked = fusion.hybrid(con, "", vector, ranked[:n], self.vectors, n=n, rows=allowed, weight=related.weight,
+                                   postings=self.postings, mass=mass, title_weights=(1.0, 1.0),
+                                   exclude=exclude + self._retired)
         if diverse:
             ranked = self._diversify(vector, ranked, k)
-        return self._hits(ranked[:k], f"like {label}", "cosine", excluded)
+        return self._hits(ranked[:k], f"like {label}", kind, excluded)
 
     def _reference(
         self, ref: str | None, text: str | None, allowed

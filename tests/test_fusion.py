@@ -134,3 +134,26 @@ def test_distinctive_terms_are_repeated_rare_words_never_stopwords_or_numbers(se
     assert mass.terms == tuple(expect) and mass.idf == pytest.approx([idf[w] for w in expect])
     assert not {"the", "of", "a", "with", "and", "2024"} & set(fusion.distinctive_terms(con, text, 50).terms)
     assert fusion.distinctive_terms(con, "the of and 42").terms == ()
+
+
+def test_distinctive_terms_from_postings_are_those_of_fts5_with_their_tokens(seed_index):
+    con = seed_index._store.connection
+    text = seed_index.papers()[3].title + ". " + seed_index.papers()[3].abstract
+    plain = fusion.distinctive_terms(con, text, 20)
+    fast = fusion.distinctive_terms(con, text, 20, postings=seed_index.postings)
+    assert fast.terms == plain.terms and fast.idf == pytest.approx(plain.idf) and fast.held == plain.held
+    assert plain.tokens == () and len(fast.tokens) == 20
+    assert fast.tokens == tuple(seed_index.postings.tokens(list(fast.terms)))
+
+
+def test_hybrid_with_a_given_mass_never_adds_excluded_rows(seed_index):
+    con = seed_index._store.connection
+    mass = fusion.distinctive_terms(con, "sharding sharding embedding tables planner", 3, postings=seed_index.postings)
+    held, _ = lexical.scan(con, mass.terms, (1.0, 1.0))
+    qv = seed_index.vectors([0])[0]
+    args = dict(n=len(seed_index), mass=mass, title_weights=(1.0, 1.0))
+    every = dict(fusion.hybrid(con, "", qv, [], seed_index.vectors, postings=seed_index.postings, **args))
+    assert set(every) == set(held.tolist())
+    left = dict(fusion.hybrid(con, "", qv, [], seed_index.vectors, exclude=[int(held[0])], **args))  # FTS5 path
+    assert set(left) == set(every) - {int(held[0])}
+    assert all(left[r] == pytest.approx(every[r], abs=1e-5) for r in left)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from semsearch import Filters, Hits, Index, QueryError
+from semsearch import Filters, Hits, Index, QueryError, fusion
 from semsearch.embed import paper_text
 
 from .conftest import ROOT
@@ -283,10 +283,49 @@ def test_paper_by_record_id_or_arxiv_id_never_by_title(seed_index):
 
 
 
-def test_plain_similar_is_the_cosine_to_the_reference(seed_index):
+def test_plain_similar_is_the_cosine_to_the_reference(seed_index, monkeypatch):
+    monkeypatch.setattr(fusion, "SIMILAR", fusion.Related())  # weight 0, no smoothing: cosine
     row, _ = seed_index.resolve("FlexShard")
     hits = seed_index.similar("FlexShard", k=5)
     plain = seed_index.search_vectors(seed_index.vectors([row]), 5, exclude=[row])
     assert hits.score_kind == "cosine"
     assert [h.id for h in hits] == [seed_index.papers()[int(r)].id for r in plain.rows[0]]
     assert [h.score for h in hits] == pytest.approx(plain.scores[0].tolist(), abs=1e-6)
+
+
+@pytest.mark.parametrize("related", [fusion.Related(20, 1.0, 3, 0.5), fusion.Related(7, 0.5), fusion.Related(10, 0.0, 4, 1.0)])
+def test_related_similar_is_pulled_cosine_plus_more_like_this_bm25(seed_index, monkeypatch, related):
+    """Oracle: every paper scored by the definition (FTS5's BM25, numpy cosine), against the product's ranking."""
+    from semsearch.store import lexical
+
+    monkeypatch.setattr(fusion, "SIMILAR", related)
+    row, paper = seed_index.resolve("FlexShard")
+    n = len(seed_index)
+    vectors = seed_index.vectors(list(range(n)))
+    cos = vectors @ vectors[row]
+    cos[row] = -9
+    query = vectors[row]
+    if related.neighbours:
+        query = query + related.pull * vectors[np.argsort(-cos, kind="stable")[: related.neighbours]].mean(axis=0)
+        query = query / np.linalg.norm(query)
+    con = seed_index._store.connection
+    mass = fusion.distinctive_terms(con, paper_text(paper), related.terms)
+    bm25 = dict(lexical.search(con, " ".join(mass.terms), n, weights=(1.0, 1.0)))
+    score = {r: float(vectors[r] @ query) + related.weight * bm25.get(r, 0.0) / mass.upper for r in range(n) if r != row}
+    hits = seed_index.similar("FlexShard", k=n - 1)
+    assert hits.score_kind == "related" and len(hits) == n - 1
+    ids = [p.id for p in seed_index.papers()]
+    assert [h.score for h in hits] == pytest.approx(sorted(score.values(), reverse=True), abs=1e-5)
+    assert all(h.score == pytest.approx(score[ids.index(h.id)], abs=1e-5) for h in hits)
+    assert paper.id not in {h.id for h in hits} and hits.excluded[0].id == paper.id
+    top = seed_index.similar("FlexShard", k=3)  # fewer candidates, the same best papers
+    assert [h.id for h in top] == [h.id for h in hits][:3]
+
+
+def test_similar_text_stays_plain_cosine(seed_index):
+    text = "automated sharding of embedding tables for recommendation models across many devices"
+    hits = seed_index.similar(text=text, k=5)
+    vector = seed_index.embed([text])[0]
+    plain = seed_index.search_vectors(vector[None], 5)
+    assert hits.score_kind == "cosine" and [h.score for h in hits] == pytest.approx(plain.scores[0].tolist(), abs=1e-6)
+    assert fusion.SIMILAR.weight > 0 and seed_index.similar("FlexShard", k=3).score_kind == "related"

@@ -24,7 +24,7 @@ class HitOut(_Out):
 
     rank: int = Field(ge=1)
     score: float = Field(description="what score_kind says; higher is better")
-    score_kind: str = Field(description="cosine | bm25 | fused (search); cosine | svm | facet (similar)")
+    score_kind: str = Field(description="cosine | bm25 | fused (search); cosine | related | svm | facet (similar)")
     match: Optional[bool] = Field(
         None, description="the paper's cosine with the query reaches the bar of a real match; None: not computed"
     )
