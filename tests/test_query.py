@@ -329,3 +329,12 @@ def test_similar_text_stays_plain_cosine(seed_index):
     plain = seed_index.search_vectors(vector[None], 5)
     assert hits.score_kind == "cosine" and [h.score for h in hits] == pytest.approx(plain.scores[0].tolist(), abs=1e-6)
     assert fusion.SIMILAR.weight > 0 and seed_index.similar("FlexShard", k=3).score_kind == "related"
+
+
+def test_related_similar_filters_before_ranking_and_diversifies(seed_index):
+    f = Filters(year_from=2022)
+    hits = seed_index.similar("FlexShard", k=5, filters=f)
+    assert hits.score_kind == "related" and len(hits) == 5
+    assert all(h.paper.year and h.paper.year >= 2022 for h in hits)
+    diverse = seed_index.similar("FlexShard", k=5, diverse=True)
+    assert len(diverse) == 5 and seed_index.resolve("FlexShard")[1].id not in {h.id for h in diverse}
