@@ -218,6 +218,13 @@ class Postings:
                     self._held[t] = known[t]
         return [known[t] for t in tokens]
 
+    @property
+    def papers(self) -> int:
+        """Rows of the FTS5 table (its N), read with the lengths on first use."""
+        if self._lengths is None:
+            self._load_lengths()
+        return self._papers
+
     def _load_lengths(self) -> None:
         import numpy as np
 
