@@ -14,6 +14,9 @@ words GENERIC_WORDS keeps out of the names.
         [--bertopic BERTOPIC-VENV/bin/python] [--dev]
 
 Part 0 (--dev): how AutoThemes' TOLERANCE was chosen, on the dev theme sets only.
+Part 0b (--small): small corpora (the 20 draws of benchmarks/data/small_theme_sets.json, 26-59
+papers of 3-5 categories, truth = primary category): V-measure of AutoThemes and of variants
+of its neighbour counts and range of k (third round of issue 13; none adopted).
 
 BERTopic is not a dependency: --bertopic names an interpreter of a separate venv holding it
 (torch==2.13.0 installed first, then `pip install bertopic`), run as a subprocess.
@@ -217,6 +220,52 @@ def dev_tolerance(data: Path, sets_path: Path, seed: int) -> None:
     cluster.TOLERANCE = chosen
 
 
+def dev_small(data: Path, sets_path: Path, seed: int) -> None:
+    """Part 0b: mean V-measure over the small-corpus draws, AutoThemes and variants."""
+    import gzip
+
+    from sklearn.metrics import v_measure_score
+
+    import semsearch.cluster as cluster
+    from semsearch.embed import CachedEmbedder, default_cache_path, make_embedder
+
+    draws = json.loads(sets_path.read_text(encoding="utf-8"))["draws"]
+    want = {i for d in draws for i in d["ids"]}
+    by_id = {}
+    with gzip.open(data.parent / "abstracts.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            p = json.loads(line)
+            if p["id"] in want:
+                by_id[p["id"]] = p
+    emb = CachedEmbedder(make_embedder(), default_cache_path())
+    sets = []
+    for d in draws:
+        papers = [by_id[i] for i in d["ids"]]
+        texts = [f"{p['title']}. {p['abstract']}" for p in papers]
+        sets.append((emb.encode(texts), texts, [p["primary_category"] for p in papers]))
+    variants = {
+        "AutoThemes (semsearch)": {},
+        "no smoothing below 100 papers": {"_smooth_neighbours": lambda n: 0 if n < 100 else min(10, n // 10)},
+        "smoothing n // 20 neighbours": {"_smooth_neighbours": lambda n: min(10, n // 20)},
+        "graph sqrt(n) neighbours": {"_graph_neighbours": lambda n: max(1, min(10, int(n**0.5)))},
+        "k up to sqrt(2n)": {"_max_k": lambda n: int((2 * n) ** 0.5)},
+    }
+    print(f"\n0b. small corpora ({len(sets)} draws of {min(len(t) for _, t, _ in sets)}-"
+          f"{max(len(t) for _, t, _ in sets)} papers; mean V-measure, mean k vs mean true k)")
+    for name, patch in variants.items():
+        saved = {attr: getattr(cluster, attr) for attr in patch}
+        for attr, f in patch.items():
+            setattr(cluster, attr, f)
+        try:
+            fits = [(cluster.AutoThemes(random_state=seed).fit(x, t), y) for x, t, y in sets]
+        finally:
+            for attr, f in saved.items():
+                setattr(cluster, attr, f)
+        v = np.mean([v_measure_score(y, m.labels_) for m, y in fits])
+        print(f"{name:34} V {v:.3f}   k {np.mean([m.n_themes_ for m, _ in fits]):.1f} "
+              f"(true {np.mean([len(set(y)) for _, y in fits]):.1f})")
+
+
 def main() -> None:
     import sklearn
     from sklearn.metrics import normalized_mutual_info_score, v_measure_score
@@ -230,6 +279,8 @@ def main() -> None:
     ap.add_argument("--no-criteria", action="store_true", help="skip part 1 (k criteria on category subsets)")
     ap.add_argument("--bertopic", metavar="PYTHON", help="an interpreter with bertopic installed (a separate venv)")
     ap.add_argument("--dev", action="store_true", help="also part 0: the tolerance of the choice of k on the dev sets")
+    ap.add_argument("--small", action="store_true", help="also part 0b: small corpora (small_theme_sets.json)")
+    ap.add_argument("--small-sets", type=Path, default=ROOT / "benchmarks" / "data" / "small_theme_sets.json")
     ap.add_argument("--sets", type=Path, default=ROOT / "benchmarks" / "data" / "theme_sets.json",
                     help="dev theme sets (JSON) for --dev")
     args = ap.parse_args()
@@ -246,6 +297,8 @@ def main() -> None:
 
     if args.dev:
         dev_tolerance(args.data, args.sets, args.seed)
+    if args.small:
+        dev_small(args.data, args.small_sets, args.seed)
     if not args.no_criteria:
         criteria(vectors, truth, args.seed)
 

@@ -82,6 +82,15 @@ def titles(index: str, n: int, seed: int) -> list[str]:
     return random.Random(seed).sample(found, min(n, len(found)))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) / 1024
@@ -159,6 +168,7 @@ def main() -> None:
                 results.extend(mine)
 
         rss_start = rss_mb(proc.pid)
+        cpu_start, own_start = cpu_seconds(proc.pid), time.process_time()
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
@@ -168,11 +178,13 @@ def main() -> None:
         for t in threads:
             t.join(max(1.0, deadline - time.monotonic()))
         wall = time.perf_counter() - t0
+        server_cpu, client_cpu = cpu_seconds(proc.pid) - cpu_start, time.process_time() - own_start
         stop.set()
         sampler.join()
 
         n = len(results)
-        print(f"\n{n} requests in {wall:.1f} s: {n / wall:.0f} requests/s")
+        print(f"\n{n} requests in {wall:.1f} s: {n / wall:.0f} requests/s; CPU per request: server "
+              f"{server_cpu / max(n, 1) * 1000:.2f} ms, clients {client_cpu / max(n, 1) * 1000:.2f} ms")
         print("| kind | requests | errors | p50 ms | p90 ms | p99 ms | max ms |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for kind in ("search", "similar", "all"):

@@ -5,13 +5,15 @@ benchmarks/data/theme_sets.json, papers of ../shared/data/arxiv/abstracts.jsonl.
 clustering subset, truth = the theme's category is among the paper's categories. Three
 scenarios per set: *closed* (every theme of the set named), *open* (every other theme named:
 papers of the others belong to none) and *small* (20 draws of 25 papers and 3 named themes,
-like the seed corpus).
+like the seed corpus). Small-corpus dev sets (`--small`, third round): the 20 draws of
+benchmarks/data/small_theme_sets.json (20-60 papers of 3-5 related categories of one field,
+3 named; drawn by benchmarks/small_theme_sets.py), pooled.
 
 Test (run once the rule was fixed, `--test`): nine themes named as a user would on
 ../shared/data/arxiv/clustering_subset.jsonl, and the seed corpus (corpus/) against the hand
 labels of benchmarks/data/seed_themes.json, through `Index.themes` on a fresh index.
 
-    PYTHONPATH=. python benchmarks/themes.py [--test] [--per-theme 100]
+    PYTHONPATH=. python benchmarks/themes.py [--small] [--test] [--per-theme 100]
 
 Vectors come from the default embedder with the embedding cache (re-runs embed nothing).
 """
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "arxiv"
 SETS = ROOT / "benchmarks" / "data" / "theme_sets.json"
 SEED_LABELS = ROOT / "benchmarks" / "data" / "seed_themes.json"
+SMALL_SETS = ROOT / "benchmarks" / "data" / "small_theme_sets.json"
 #: The nine test themes: the clustering subset's primary categories, named as a user would.
 NINE = {
     "astro-ph.GA": "galaxies",
@@ -74,6 +77,19 @@ def zscore_rule(x, q, ev):
     return (s - s.mean(0)) / (s.std(0) + 1e-9) >= 1.0
 
 
+def best_by_cosine(margin: float):
+    """NamedThemes (no word rule) with the best theme and the margin on the raw cosine to the
+    expanded themes instead of the standard score (tried in the third round, not adopted)."""
+    def rule(x, q, ev):
+        m = NamedThemes(lexical_min=None).fit(x, q, ev)
+        s = m.scores_
+        best = s.argmax(axis=1)
+        th = np.array([s[best != j, j].mean() if (best != j).any() else s[:, j].mean() for j in range(s.shape[1])])
+        near = s >= s.max(axis=1, keepdims=True) - margin
+        return near & (s >= th) & (m.first_z_ >= m.first_pass_min)
+    return rule
+
+
 def named(**params):
     return lambda x, q, ev: NamedThemes(**params).fit(x, q, ev).members_
 
@@ -94,6 +110,11 @@ RULES = [
     ("  first_pass_min=-inf (no gate; first version)", named(first_pass_min=-np.inf)),
     ("  first_pass_min=0", named(first_pass_min=0.0)),
     ("  first_pass_min=1", named(first_pass_min=1.0)),
+    ("  lexical_min=None (no word rule; 2nd round)", named(lexical_min=None)),
+    ("  lexical_min=-0.5", named(lexical_min=-0.5)),
+    ("  lexical_min=0.5", named(lexical_min=0.5)),
+    ("  no word rule, best by cosine, margin 0.02", best_by_cosine(0.02)),
+    ("  no word rule, best by cosine, margin 0.05", best_by_cosine(0.05)),
 ]
 
 
@@ -182,6 +203,41 @@ def develop(args, emb) -> None:
             table(f"small ({SMALL_DRAWS} draws of {SMALL_PAPERS} papers, {SMALL_THEMES} themes; pooled)", pooled(runs))
 
 
+def develop_small(args, emb) -> None:
+    """The small-corpus dev sets: every rule on each draw, pooled; and recall split by whether
+    the paper contains every word of the theme's name."""
+    draws = json.loads(args.small_sets.read_text(encoding="utf-8"))["draws"]
+    want = {i for d in draws for i in d["ids"]}
+    by_id = {}
+    with gzip.open(args.data / "abstracts.jsonl.gz", "rt", encoding="utf-8") as f:
+        for line in f:
+            p = json.loads(line)
+            if p["id"] in want:
+                by_id[p["id"]] = p
+    runs, split = [], {name: np.zeros((2, 2), dtype=int) for name, _ in RULES}
+    for d in draws:
+        papers = [by_id[i] for i in d["ids"]]
+        texts = [text(p) for p in papers]
+        x = emb.encode(texts)
+        q_all = dict(zip(d["themes"], emb.encode(list(d["themes"]))))
+        themes = {c: name for name, c in d["themes"].items()}
+        runs.append(evaluate(x, texts, papers, themes, q_all))
+        truth = np.array([[c in p["categories"] for c in themes] for p in papers], dtype=bool)
+        q = np.vstack([q_all[n] for n in themes.values()])
+        ev = word_evidence(texts, list(themes.values()))
+        for name, rule in RULES:
+            pred = rule(x, q, ev)
+            for k, has in enumerate((ev >= 1, ev < 1)):
+                split[name][k] += ((pred & truth & has).sum(), (truth & has).sum())
+    sizes = [len(d["ids"]) for d in draws]
+    table(f"small corpora ({len(draws)} draws of {min(sizes)}-{max(sizes)} papers, 3 named themes; pooled)",
+          pooled(runs))
+    print(f"\n{'recall of the theme papers':44} {'with every word of the name':>28} {'without':>12}")
+    for name, (has, lacks) in split.items():
+        print(f"{name:44} {has[0] / max(has[1], 1):12.3f} ({has[0]}/{has[1]}) {lacks[0] / max(lacks[1], 1):8.3f} "
+              f"({lacks[0]}/{lacks[1]})")
+
+
 def test(args, emb) -> None:
     papers = [json.loads(line) for line in (args.data / "clustering_subset.jsonl").open(encoding="utf-8")]
     texts = [text(p) for p in papers]
@@ -216,6 +272,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA, help="folder with abstracts.jsonl.gz and clustering_subset.jsonl")
     ap.add_argument("--sets", type=Path, default=SETS, help="development theme sets (JSON)")
     ap.add_argument("--per-theme", type=int, default=None, help="dev papers per theme (default: theme_sets.json)")
+    ap.add_argument("--small-sets", type=Path, default=SMALL_SETS, help="small-corpus dev sets (JSON)")
+    ap.add_argument("--small", action="store_true", help="only the small-corpus dev sets (then --test if given)")
     ap.add_argument("--test", action="store_true", help="also run the held-out test (nine themes, seed corpus)")
     ap.add_argument("--embedder", default=None, help="'fake' for the test suite's tiny run")
     args = ap.parse_args()
@@ -223,7 +281,10 @@ def main() -> None:
         args.per_theme = json.loads(args.sets.read_text(encoding="utf-8"))["per_theme"]
     emb = embedder(args.embedder)
     print(f"machine: {platform.machine()} python {platform.python_version()}; embedder {emb.name}; one run per rule")
-    develop(args, emb)
+    if args.small:
+        develop_small(args, emb)
+    else:
+        develop(args, emb)
     if args.test:
         test(args, emb)
 

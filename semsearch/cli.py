@@ -519,6 +519,9 @@ def serve(
         str, typer.Option("--host", help="Address to listen on; other than 127.0.0.1 is warned.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
+    threads: Annotated[
+        Optional[int], typer.Option("--threads", help="Requests answered at once (default: 2 per core, at least 4).")
+    ] = None,
 ) -> None:
     """Serve a web app and a JSON API over the index (read-only) until Ctrl-C; pages at /, API docs at /docs.
 
@@ -528,7 +531,7 @@ def serve(
     """
     from .serve import serve as run
 
-    run(index, host, port, say=lambda line: err.print(line, soft_wrap=True))
+    run(index, host, port, threads=threads, say=lambda line: err.print(line, soft_wrap=True))
 
 
 @app.command()

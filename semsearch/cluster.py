@@ -236,7 +236,7 @@ class AutoThemes:
         centred = np.divide(centred, norms, out=np.zeros_like(centred), where=norms > 0)
         rng = np.random.default_rng(self.random_state)
         fit_rows = np.sort(rng.choice(n, FIT_SAMPLE, replace=False)) if n > FIT_SAMPLE else np.arange(n)
-        z = _smooth(centred[fit_rows], min(NEIGHBOURS, len(fit_rows) // 10))
+        z = _smooth(centred[fit_rows], _smooth_neighbours(len(fit_rows)))
         distinct = len(np.unique(z, axis=0))
         self.selection_: dict[int, float] = {}
         if self.n_themes is not None:
@@ -299,9 +299,9 @@ class AutoThemes:
         # candidates are clustered on SCAN_SAMPLE papers; only the chosen k is clustered on all
         scan = np.sort(rng.choice(n, SCAN_SAMPLE, replace=False)) if n > SCAN_SAMPLE else np.arange(n)
         xs = x[scan]
-        rows, cols = _knn_graph(xs, max(1, min(NEIGHBOURS, len(xs) // 10)))
+        rows, cols = _knn_graph(xs, _graph_neighbours(len(xs)))
         # at most sqrt(n) themes: on small corpora every criterion otherwise prefers many pairs
-        high = min(self.max_themes, distinct, len(xs) - 1, max(self.min_themes, int(n**0.5)))
+        high = min(self.max_themes, distinct, len(xs) - 1, max(self.min_themes, _max_k(n)))
         low = min(self.min_themes, high)
         found: dict[int, "np.ndarray"] = {}
         for k in range(low, high + 1):
@@ -337,6 +337,21 @@ class AutoThemes:
         self.words_ = label_clusters(take(texts, label_rows.tolist()), self.labels_[label_rows].tolist(), self.n_words)
         self.words_ += [[] for _ in range(self.n_themes_ - len(self.words_))]
         self.names_ = _unique([" · ".join(w[:NAME_TERMS]) or f"theme {i + 1}" for i, w in enumerate(self.words_)])
+
+
+def _smooth_neighbours(n: int) -> int:
+    """Neighbours each of n vectors is averaged with (0 = no smoothing)."""
+    return min(NEIGHBOURS, n // 10)
+
+
+def _graph_neighbours(n: int) -> int:
+    """Neighbours per paper in the kNN graph whose modularity chooses k."""
+    return max(1, min(NEIGHBOURS, n // 10))
+
+
+def _max_k(n: int) -> int:
+    """Most themes tried for n papers: on small corpora every criterion otherwise prefers many pairs."""
+    return int(n**0.5)
 
 
 def _knn_graph(x: "np.ndarray", neighbours: int) -> tuple["np.ndarray", "np.ndarray"]:

@@ -1,14 +1,10 @@
 """Themes: papers grouped by themes the user names (or discovered ones), with scores and a 2-D map.
 
-Named themes, one general rule (chosen on judged data, benchmarks/themes.py): a theme is
-embedded like a query (its name, or `name. description`); a paper's score for a theme is the
-cosine of the two vectors; a paper belongs to every theme where
-
-    score >= ABSOLUTE_MIN   and   score >= best score of that paper - RELATIVE_MARGIN
-
-so a paper can carry several themes when they fit it almost equally well (multi-label), a paper
-that fits none well enough is `unassigned`, and no per-corpus or per-theme threshold exists.
-"""
+Named themes, one general rule (chosen on judged data, benchmarks/themes.py; see `NamedThemes`):
+a theme is embedded like a query (its name, or `name. description`), expanded by the papers
+that fit it best, and each theme learns its own boundary from the corpus; a paper can carry
+several themes (multi-label), a paper that fits none is `unassigned`, and no per-corpus or
+per-theme threshold exists."""
 
 from __future__ import annotations
 
@@ -33,6 +29,11 @@ QUERY_WEIGHT = 1.0
 FIRST_PASS_MIN = 0.5
 #: A paper also joins themes within this many standard deviations of its best theme.
 Z_MARGIN = 0.25
+#: A paper whose title and abstract contain every word of a theme's name also belongs to it when
+#: its cosine to the theme's query is at least this many standard deviations from the corpus mean
+#: (0 = not below average): in a small corpus a one-word theme ("sharding") is best told by the
+#: word. Chosen on the small-corpus dev sets (benchmarks/data/small_theme_sets.json).
+LEXICAL_MIN = 0.0
 #: Longest theme name accepted (a description after the colon may be longer).
 MAX_NAME = 200
 #: Below this many papers scores cannot be standardised: each paper gets its closest theme.
@@ -81,13 +82,16 @@ class NamedThemes:
        score) is another one: the null of papers that match other themes or none.
     4. A paper belongs to its best theme and to every theme within Z_MARGIN standard deviations
        of it (multi-label), wherever its score reaches that theme's boundary and its first-pass
-       standard score is at least FIRST_PASS_MIN; a paper that reaches none is unassigned.
+       standard score is at least FIRST_PASS_MIN.
+    5. A paper also belongs to every theme whose name's words it all contains (evidence 1) where
+       its standardised query score is at least LEXICAL_MIN; a paper in no theme is unassigned.
 
     With fewer than MIN_PAPERS papers nothing can be standardised: each paper belongs to the
     theme whose query vector is closest.
 
     Args:
-        word_weight, query_weight, z_margin, first_pass_min: see above.
+        word_weight, query_weight, z_margin, first_pass_min, lexical_min: see above
+            (lexical_min=None: no membership by words alone).
         random_state: unused (the procedure is deterministic); kept for the estimator convention.
 
     Learned attributes (after `fit`), for n papers and t themes:
@@ -98,6 +102,7 @@ class NamedThemes:
         z_: (n, t) float32, scores_ standardised per theme.
         best_: (n,) int64, each paper's best theme by z_.
         thresholds_: (t,) float32, each theme's boundary on scores_.
+        by_words_: (n, t) bool, members by step 5 only (the name's words).
         members_: (n, t) bool, the membership.
     """
 
@@ -107,12 +112,14 @@ class NamedThemes:
         query_weight: float = QUERY_WEIGHT,
         z_margin: float = Z_MARGIN,
         first_pass_min: float = FIRST_PASS_MIN,
+        lexical_min: float | None = LEXICAL_MIN,
         random_state: int = 0,
     ):
         self.word_weight = word_weight
         self.query_weight = query_weight
         self.z_margin = z_margin
         self.first_pass_min = first_pass_min
+        self.lexical_min = lexical_min
         self.random_state = random_state
 
     def fit(self, vectors: "np.ndarray", theme_vectors: "np.ndarray", evidence: "np.ndarray | None" = None) -> "NamedThemes":
@@ -148,8 +155,10 @@ class NamedThemes:
             self.thresholds_ = np.full(t, -np.inf, dtype=np.float32)
             self.members_ = np.zeros((n, t), dtype=bool)
             self.members_[np.arange(n), self.best_] = True
+            self.by_words_ = np.zeros((n, t), dtype=bool)
             return self
-        self.first_z_ = (_standardise(self.query_scores_) + self.word_weight * ev).astype(np.float32)
+        query_z = _standardise(self.query_scores_)
+        self.first_z_ = (query_z + self.word_weight * ev).astype(np.float32)
         first = self.first_z_.argmax(axis=1)
         vecs = []
         for j in range(t):
@@ -166,6 +175,10 @@ class NamedThemes:
             self.thresholds_[j] = (null if len(null) else self.scores_[:, j]).mean()
         near = self.z_ >= self.z_.max(axis=1, keepdims=True) - self.z_margin
         self.members_ = near & (self.scores_ >= self.thresholds_) & (self.first_z_ >= self.first_pass_min)
+        self.by_words_ = np.zeros((n, t), dtype=bool)
+        if self.lexical_min is not None:
+            self.by_words_ = (ev >= 1) & (query_z >= self.lexical_min) & ~self.members_
+            self.members_ |= self.by_words_
         return self
 
     def explain(self, i: int, names: Sequence[str]) -> list[dict]:
@@ -174,7 +187,10 @@ class NamedThemes:
         b = int(self.best_[i])
         for j, name in enumerate(names):
             score, bound, z = float(self.scores_[i, j]), float(self.thresholds_[j]), float(self.z_[i, j])
-            if self.members_[i, j]:
+            if self.by_words_[i, j]:
+                reason = (f"in: it contains every word of the name and its cosine to the name is not below "
+                          f"{self.lexical_min} sd from the corpus mean (score {score:.3f}, boundary {bound:.3f})")
+            elif self.members_[i, j]:
                 why = "its best theme" if j == b else f"within {self.z_margin} sd of its best theme ({names[b]})"
                 reason = f"in: score {score:.3f} >= boundary {bound:.3f}, {why}"
             elif score < bound:
@@ -278,7 +294,7 @@ def group_named(
     none = np.flatnonzero(~member.any(axis=1)).tolist()
     unassigned = papers.subset(none) if isinstance(papers, PaperList) else [papers[i] for i in none]
     method = (f"named: cosine to each theme expanded from its papers; boundary per theme from the papers of "
-              f"other themes; multi-label within {model.z_margin} sd of the best theme")
+              f"other themes; multi-label within {model.z_margin} sd of the best theme; or every word of the name")
     groups = ThemeGroups(themes, unassigned, papers, paper_vectors, method)
     groups.model = model
     return groups

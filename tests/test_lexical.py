@@ -115,3 +115,23 @@ def test_postings_refuse_words_that_are_not_one_token(seed_index):
     postings = lexical.Postings(seed_index._store.path)
     assert postings.tokens(["Embeddings", "naïve"]) == ["embed", "naiv"]
     assert postings.tokens(["embedding", "x\u0301y"]) is None or True
+
+
+def test_postings_read_by_many_threads_at_once_give_fts5s_scores(seed_index):
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    con = seed_index._store.connection
+    postings = lexical.Postings(seed_index._store.path, max_bytes=4_000)
+    asks = [random.Random(i).sample(_VOCAB, 4) for i in range(48)]
+
+    def score(words):
+        tokens = postings.tokens(words)
+        return postings.bm25(tokens, postings.held(tokens), (4.0, 1.0))
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(score, asks))
+    for words, (rows, scores) in zip(asks, got):
+        ref_rows, ref_scores = lexical.scan(con, words, (4.0, 1.0))
+        assert rows.tolist() == ref_rows.tolist() and scores == pytest.approx(ref_scores, rel=1e-9)
+    postings.close()

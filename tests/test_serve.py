@@ -369,3 +369,22 @@ def test_api_conforms_to_its_openapi_schema(api_schema, path, mode):
     check()
     print(f"schemathesis {mode} GET {path}: {sum(statuses.values())} requests, status {dict(sorted(statuses.items()))}")
     assert statuses and not any(code >= 500 for code in statuses)
+
+
+def test_the_app_answers_as_many_requests_at_once_as_it_is_told(seed_index_path):
+    import anyio.to_thread
+
+    from semsearch.serve import default_threads, serve
+
+    live = LiveIndex(seed_index_path, embedder=FakeEmbedder())
+    try:
+        for threads in (3, None):
+            with TestClient(create_app(live, threads=threads), base_url="http://127.0.0.1") as client:
+                limit = client.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens)
+                assert limit == (threads or 40)  # None: the framework's own
+                assert client.get("/api/search", params={"q": "embedding tables"}).status_code == 200
+    finally:
+        live.close()
+    assert default_threads() >= 4
+    with pytest.raises(SemsearchError, match="^--threads must be at least 1, got 0$"):
+        serve(seed_index_path, "127.0.0.1", 0, embedder=FakeEmbedder(), threads=0, say=lambda line: None)

@@ -61,6 +61,23 @@ def test_named_themes_are_multi_label_for_a_paper_between_two_themes():
     assert model.members_[:20, 0].all() and not model.members_[:20, 1:].any()
 
 
+def test_a_paper_with_every_word_of_the_name_joins_unless_it_looks_unlike_the_theme():
+    rng = np.random.default_rng(2)
+    e = np.eye(8, dtype=np.float32)
+    x = _blobs(rng, [e[0], e[1], e[2]], 10, 0.1)
+    # paper 30 sits with theme 1's papers but names theme 0's word; paper 31 names it and is far away
+    near = (0.45 * e[0] + e[1]) / np.linalg.norm(0.45 * e[0] + e[1])
+    x = np.vstack([x, near[None, :], -e[0][None, :]]).astype(np.float32)
+    ev = np.zeros((32, 3), dtype=np.float32)
+    ev[30:, 0] = 1.0
+    model = NamedThemes().fit(x, e[:3], ev)
+    assert model.members_[30].tolist() == [True, True, False] and model.by_words_[30, 0]
+    assert not model.members_[31, 0]  # its cosine to the name is below the corpus mean
+    assert "every word of the name" in model.explain(30, ["a", "b", "c"])[0]["reason"]
+    without = NamedThemes(lexical_min=None).fit(x, e[:3], ev)
+    assert without.members_[30].tolist() == [False, True, False] and not without.by_words_.any()
+
+
 def test_a_tiny_corpus_files_each_paper_under_its_closest_theme():
     e = np.eye(4, dtype=np.float32)
     model = NamedThemes().fit(e[:1], e[:2])
@@ -182,7 +199,7 @@ def test_seed_themes_with_the_real_model(real_index_path, real_embedder):
     pred = np.array([[any(m.paper.id == i for m in groups[t].papers) for t in labels["themes"]] for i in ids])
     truth = np.array([[t in labels["labels"][i] for t in labels["themes"]] for i in ids])
     tp = (pred & truth).sum()
-    assert 2 * tp / (pred.sum() + truth.sum()) >= 0.75  # 0.810 measured with the int8 index
+    assert 2 * tp / (pred.sum() + truth.sum()) >= 0.8  # 0.844 with this embedder; 0.870 with the default int8 one (0.810 before the word rule)
     names = {t.name: {m.paper.display_title() for m in t.papers} for t in groups}
     assert "AutoShard: Automated Embedding Table Sharding for Recommender Systems" in names["sharding"]
     assert "SpinQuant: LLM quantization with learned rotations" in names["quantization"]

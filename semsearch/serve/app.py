@@ -11,6 +11,7 @@ import json
 import re
 import sys
 import traceback
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, unquote_to_bytes
@@ -73,6 +74,7 @@ def create_app(
     *,
     embedder=None,
     allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS,
+    threads: int | None = None,
 ) -> FastAPI:
     """The web app over the index at `index` (opened once, followed across atomic replacements).
 
@@ -81,11 +83,23 @@ def create_app(
         embedder: query embedder (tests); default the model recorded in the index.
         allowed_hosts: Host headers answered (guards a loopback server against DNS rebinding);
             None answers any.
+        threads: requests answered at once (the worker threads' limit, set when the app starts);
+            None keeps the framework's (40).
     Raises:
         IndexNotFound, IndexFormatError, ModelMismatch: the index cannot be opened.
     """
     live = index if isinstance(index, LiveIndex) else LiveIndex(index, embedder=embedder)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if threads is not None:
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="semsearch",
         version=__version__,
         description="Semantic search over scientific paper abstracts, read-only. Scores: higher is better; "

@@ -138,10 +138,11 @@ class Postings:
     Words the tokenizer splits into several tokens (or none) are not single terms: `tokens` returns
     None for the query, and the caller scores it with FTS5 (`search` / `scan`).
 
-    Thread-safe: each thread reads through its own read-only connection to `path`, outside the
-    lock that guards the cache, so a thread reading a new word's postings holds up no other. When
-    `inode` is given and the file at `path` is another by then (the index was replaced), reading
-    raises `Replaced`: the caller scores with its own connection instead.
+    Thread-safe: words are read through one read-only connection of its own to `path`, under a lock
+    of its own, so a thread reading a new word's postings holds up only others reading new words,
+    never a query whose words are all in memory. When `inode` is given and the file at `path` is
+    another by then (the index was replaced), reading raises `Replaced`: the caller scores with
+    its own connection instead.
     """
 
     K1 = 1.2
@@ -151,9 +152,9 @@ class Postings:
         self.path = Path(path)
         self.inode = inode
         self.max_bytes = max_bytes
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()  # the cache
+        self._reading = threading.Lock()  # the connection
+        self._con: sqlite3.Connection | None = None
         self._cache: OrderedDict[str, tuple] = OrderedDict()
         self._bytes = 0
         self._token_of: dict[str, str | None] = {}  # word -> its token (None: not one token)
@@ -163,8 +164,8 @@ class Postings:
         self._papers = 0
 
     def _connection(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
+        """The reading connection, opened on first use; call with `_reading` held."""
+        if self._con is None:
             con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
             try:
                 con.execute("SELECT 1 FROM papers_fts_docsize LIMIT 1").fetchall()  # the file is open now
@@ -181,10 +182,8 @@ class Postings:
             con.execute("CREATE VIRTUAL TABLE temp.instances USING fts5vocab(main, papers_fts, instance)")
             con.execute(f"CREATE VIRTUAL TABLE temp.tokenizer USING fts5(x, tokenize='{TOKENIZE}')")
             con.execute("CREATE VIRTUAL TABLE temp.tokens USING fts5vocab(temp, tokenizer, instance)")
-            self._local.con = con
-            with self._lock:
-                self._opened.append(con)
-        return con
+            self._con = con
+        return self._con
 
     def tokens(self, words: Sequence[str]) -> list[str] | None:
         """FTS5's token for each word (stemmed, folded), or None if any word is not exactly one token."""
@@ -192,10 +191,11 @@ class Postings:
             known = {w: self._token_of[w] for w in words if w in self._token_of}
         for w in words:
             if w not in known:
-                con = self._connection()
-                con.execute("DELETE FROM temp.tokenizer")
-                con.execute("INSERT INTO temp.tokenizer(x) VALUES (?)", (w,))
-                found = [t for (t,) in con.execute("SELECT term FROM temp.tokens ORDER BY offset")]
+                with self._reading:
+                    con = self._connection()
+                    con.execute("DELETE FROM temp.tokenizer")
+                    con.execute("INSERT INTO temp.tokenizer(x) VALUES (?)", (w,))
+                    found = [t for (t,) in con.execute("SELECT term FROM temp.tokens ORDER BY offset")]
                 known[w] = found[0] if len(found) == 1 else None
                 with self._lock:
                     if len(self._token_of) > 100_000:
@@ -210,18 +210,29 @@ class Postings:
             known = {t: self._held[t] for t in tokens if t in self._held}
         for t in tokens:
             if t not in known:
-                sql = "SELECT doc FROM temp.terms WHERE term = ?"
-                known[t] = (self._connection().execute(sql, (t,)).fetchone() or (0,))[0]
+                with self._reading:
+                    found = self._connection().execute("SELECT doc FROM temp.terms WHERE term = ?", (t,)).fetchone()
+                known[t] = (found or (0,))[0]
                 with self._lock:
                     if len(self._held) > 100_000:
                         self._held.clear()
                     self._held[t] = known[t]
         return [known[t] for t in tokens]
 
+    @property
+    def papers(self) -> int:
+        """Rows of the FTS5 table (its N), read with the lengths on first use."""
+        if self._lengths is None:
+            self._load_lengths()
+        return self._papers
+
     def _load_lengths(self) -> None:
         import numpy as np
 
-        sizes = self._connection().execute("SELECT id, sz FROM papers_fts_docsize").fetchall()
+        with self._reading:
+            if self._lengths is not None:  # another thread read them meanwhile
+                return
+            sizes = self._connection().execute("SELECT id, sz FROM papers_fts_docsize").fetchall()
         rows = np.fromiter((r for r, _ in sizes), dtype=np.int64, count=len(sizes))
         lengths = np.zeros(int(rows.max()) + 1 if len(rows) else 1, dtype=np.float64)
         lengths[rows] = [sum(_varints(sz)) for _, sz in sizes]
@@ -233,9 +244,10 @@ class Postings:
         """(rows, title tf, abstract tf) of `token`, from FTS5's vocabulary."""
         import numpy as np
 
-        found = self._connection().execute(  # a row per occurrence, counted in numpy (twice GROUP BY's speed)
-            "SELECT doc, col = 'title' FROM temp.instances WHERE term = ?", (token,)
-        ).fetchall()
+        with self._reading:
+            found = self._connection().execute(  # a row per occurrence, counted in numpy (twice GROUP BY's speed)
+                "SELECT doc, col = 'title' FROM temp.instances WHERE term = ?", (token,)
+            ).fetchall()
         pairs = np.array(found, dtype=np.int32).reshape(-1, 2)
         rows, at = np.unique(pairs[:, 0], return_inverse=True)
         in_title = np.bincount(at, weights=pairs[:, 1], minlength=len(rows)).astype(np.float32)
@@ -274,7 +286,9 @@ class Postings:
         summed = np.zeros(len(self._lengths), dtype=np.float64)
         for p, n in zip(lists, held):
             summed[p[0]] += self._term_scores(p, n, weights)  # a token's rows are distinct
-        rows = np.flatnonzero(summed)  # every term adds > 0 (IDF >= 1e-6) where it is held
+        # every term adds > 0 (IDF >= 1e-6) where it is held; comparing first is 12x faster than
+        # flatnonzero of the floats themselves (75k rows: 32 vs 394 us)
+        rows = np.flatnonzero(summed > 0)
         return rows, summed[rows]
 
     def _term_scores(self, postings: tuple, n: int, weights: tuple[float, float]):
@@ -287,10 +301,10 @@ class Postings:
         return idf * freq * (self.K1 + 1) / (freq + norm)
 
     def close(self) -> None:
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for con in opened:
-            con.close()
+        with self._reading:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
 
 
 def _varints(blob: bytes) -> list[int]:
