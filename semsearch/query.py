@@ -468,7 +468,9 @@ class Index:
                 (semsearch.facets); `Hits.notes` says when the reference forced a fallback.
             unlike: papers to steer away from (negatives of the SVM); needs `ref`.
         Returns:
-            Hits scored by cosine (one reference, or `text`), "facet" or "svm" (`score_kind`).
+            Hits scored "related" (one reference: fusion.SIMILAR, cosine to its vector moved towards its
+                nearest papers + BM25 of its most distinctive words), "cosine" (`text`), "facet" or "svm"
+                (`score_kind`).
         Raises:
             QueryError: no reference or both kinds, a reference matching no or several papers,
                 an unknown facet, `unlike` without `ref`, `facet` with several references.
