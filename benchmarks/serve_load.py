@@ -2,15 +2,19 @@
 
 Starts `semsearch serve --index INDEX --port 0` (127.0.0.1 only), warms it up, then runs C client
 threads, each sending N requests back to back (closed loop: a client sends its next request when the
-last is answered), a share of them `/api/similar` on ids found by the warm-up and the rest
-`/api/search` (hybrid, k=10) on a fixed list of queries, in an order drawn from a seeded RNG. Prints
-throughput, latency percentiles per kind, errors (any status but 200, or a transport error), and the
-server's RSS sampled every 0.25 s (after warm-up, peak, end, and the mean of the first and last tenth
-of the run, to show growth). The server is stopped with Ctrl-C at the end; a deadline stops everything.
-The client threads run on the same machine and share its CPUs with the server.
+last is answered), a share of them `/api/similar` and the rest `/api/search` (hybrid, k=10), in an
+order drawn from a seeded RNG. `--queries fixed` (the default): searches from a list of 40 queries
+and similar on the 200 papers they find, each asked once in the warm-up, so the run measures the
+steady state of a server that has seen its words; `--queries titles`: each search a different paper
+title of the index and similar on papers drawn from the index, none asked before (words the server
+has not read yet). Prints throughput, CPU per request (server, clients), latency percentiles per
+kind, errors (any status but 200, or a transport error), and the server's RSS sampled every 0.25 s
+(after warm-up, peak, end, and the mean of the first and last tenth of the run, to show growth).
+The server is stopped with Ctrl-C at the end; a deadline stops everything. The client threads run
+on the same machine and share its CPUs with the server.
 
     PYTHONPATH=. python benchmarks/serve_load.py --index INDEX [--clients 16] [--requests 500]
-        [--similar 0.2] [--mode hybrid|dense|lexical] [--deadline 900]
+        [--similar 0.2] [--mode hybrid|dense|lexical] [--queries fixed|titles] [--deadline 900]
 
 Results and the command for the 75k-paper arXiv index: docs/benchmarks.md.
 """
@@ -91,6 +95,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def paper_ids(index: str, n: int, seed: int) -> list[str]:
+    """n paper ids of the index, drawn with `seed` (read-only)."""
+    con = sqlite3.connect(f"{(Path(index) / 'papers.sqlite').resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        found = [i for (i,) in con.execute("SELECT id FROM papers ORDER BY row")]
+    finally:
+        con.close()
+    return random.Random(seed).sample(found, min(n, len(found)))
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) / 1024
@@ -112,8 +126,9 @@ def main() -> None:
     ap.add_argument("--deadline", type=float, default=900, help="seconds before everything is stopped")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--queries", default="fixed", choices=["fixed", "titles"],
-                    help="fixed: the 40 QUERIES, each seen in the warm-up; titles: a different paper title of "
-                         "the index per search, words the server has not seen before included")
+                    help="fixed: the 40 QUERIES and the 200 papers they find, each asked once in the warm-up "
+                         "(the steady state); titles: a different paper title of the index per search and "
+                         "papers drawn from the index for similar, none seen before (new words)")
     ap.add_argument("--cli", default="semsearch.cli", help="module run as `semsearch` (tests: tests.fake_cli)")
     args = ap.parse_args()
     deadline = time.monotonic() + args.deadline
@@ -125,8 +140,11 @@ def main() -> None:
             refs = []
             for q in QUERIES:  # warm-up: every query once; its hits are the similar requests' refs
                 refs += [h["id"] for h in c.get("/api/search", params={"q": q, "k": 5}).json()]
-            for ref in refs[:20]:
-                c.get("/api/similar", params={"ref": ref, "k": args.k}).raise_for_status()
+            if args.queries == "fixed":  # every request of the run seen once: the steady state
+                for ref in refs:
+                    c.get("/api/similar", params={"ref": ref, "k": args.k}).raise_for_status()
+            else:  # papers not seen: refs drawn from the index, none asked about before
+                refs = paper_ids(args.index, len(refs), args.seed + 1)
         print(f"machine: {machine()}")
         print(f"index: {info['count']:,} papers, {info['index_type']} {json.dumps(info['index_params'])}, "
               f"model {info['model']} ({info['model_fingerprint']})")
