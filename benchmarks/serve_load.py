@@ -76,11 +76,11 @@ def start_server(index: str, cli: str, deadline: float) -> tuple[subprocess.Pope
     raise SystemExit("server did not start before the deadline")
 
 
-def titles(index: str, n: int, seed: int) -> list[str]:
-    """n paper titles of the index, drawn with `seed` (read-only), as search queries the server has not seen."""
+def drawn(index: str, column: str, n: int, seed: int) -> list[str]:
+    """n values of `column` (title, id) of the index's papers, drawn with `seed` (read-only)."""
     con = sqlite3.connect(f"{(Path(index) / 'papers.sqlite').resolve().as_uri()}?mode=ro", uri=True)
     try:
-        found = [t for (t,) in con.execute("SELECT title FROM papers WHERE title IS NOT NULL ORDER BY row")]
+        found = [v for (v,) in con.execute(f"SELECT {column} FROM papers WHERE {column} IS NOT NULL ORDER BY row")]
     finally:
         con.close()
     return random.Random(seed).sample(found, min(n, len(found)))
@@ -93,16 +93,6 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def paper_ids(index: str, n: int, seed: int) -> list[str]:
-    """n paper ids of the index, drawn with `seed` (read-only)."""
-    con = sqlite3.connect(f"{(Path(index) / 'papers.sqlite').resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        found = [i for (i,) in con.execute("SELECT id FROM papers ORDER BY row")]
-    finally:
-        con.close()
-    return random.Random(seed).sample(found, min(n, len(found)))
 
 
 def rss_mb(pid: int) -> float:
@@ -144,14 +134,14 @@ def main() -> None:
                 for ref in refs:
                     c.get("/api/similar", params={"ref": ref, "k": args.k}).raise_for_status()
             else:  # papers not seen: refs drawn from the index, none asked about before
-                refs = paper_ids(args.index, len(refs), args.seed + 1)
+                refs = drawn(args.index, "id", len(refs), args.seed + 1)
         print(f"machine: {machine()}")
         print(f"index: {info['count']:,} papers, {info['index_type']} {json.dumps(info['index_params'])}, "
               f"model {info['model']} ({info['model_fingerprint']})")
         print(f"load: {args.clients} clients x {args.requests} requests, {args.similar:.0%} similar, "
               f"search mode {args.mode}, k={args.k}, queries {args.queries}, closed loop on {url}")
 
-        pool = QUERIES if args.queries == "fixed" else titles(args.index, args.clients * args.requests, args.seed)
+        pool = QUERIES if args.queries == "fixed" else drawn(args.index, "title", args.clients * args.requests, args.seed)
         samples: list[tuple[float, float]] = []
         stop = threading.Event()
 
