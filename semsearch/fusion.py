@@ -196,6 +196,33 @@ def rank(rows: Sequence[int], scores: "np.ndarray") -> list[tuple[int, float]]:
     return list(zip(rows_[order].tolist(), scores_[order].tolist()))
 
 
+def every_bm25(
+    con: sqlite3.Connection,
+    mass: LexicalMass,
+    postings: lexical.Postings | None = None,
+    weights: tuple[float, float] = TITLE_WEIGHTS,
+) -> tuple["np.ndarray", "np.ndarray"]:
+    """(rows, BM25) of every paper holding one of `mass`'s terms, rows ascending: from `postings`
+    when `mass` has FTS5 tokens, else (or when the index file was replaced) by an FTS5 scan."""
+    try:
+        if mass.tokens and postings is not None:
+            return postings.bm25(mass.tokens, mass.held, weights)
+    except lexical.Replaced:
+        pass
+    return lexical.scan(con, mass.terms, weights)
+
+
+def bm25_at(rows: "np.ndarray", bm25: "np.ndarray", wanted: Sequence[int]) -> "np.ndarray":
+    """The BM25 of each of `wanted` from `every_bm25`'s (rows, bm25), 0 where absent; float32."""
+    import numpy as np
+
+    wanted = np.asarray(wanted, dtype=np.int64)
+    if not len(rows):
+        return np.zeros(len(wanted), dtype=np.float32)
+    at = np.minimum(np.searchsorted(rows, wanted), len(rows) - 1)
+    return np.where(rows[at] == wanted, bm25[at], 0.0).astype(np.float32)
+
+
 def hybrid(
     con: sqlite3.Connection,
     text: str,
@@ -235,13 +262,7 @@ def hybrid(
 
     if mass is None:
         mass = lexical_mass(con, text, postings).content(common)
-    try:
-        held, bm25_of = (postings.bm25(mass.tokens, mass.held, title_weights) if mass.tokens and postings is not None
-                         else (None, None))
-    except lexical.Replaced:
-        held = None
-    if held is None:
-        held, bm25_of = lexical.scan(con, mass.terms, title_weights)
+    held, bm25_of = every_bm25(con, mass, postings, title_weights)
     if rows is not None or len(exclude):
         keep = np.isin(held, np.asarray(rows, dtype=np.int64)) if rows is not None else np.ones(len(held), bool)
         keep &= ~np.isin(held, np.asarray(exclude, dtype=np.int64))
@@ -255,9 +276,7 @@ def hybrid(
         return []
     vecs = vectors(cand.tolist())
     cosine = vecs @ query
-    at = np.minimum(np.searchsorted(held, cand), max(len(held) - 1, 0))
-    bm25 = np.where(held[at] == cand, bm25_of[at], 0.0) if len(held) else np.zeros(len(cand))
-    lexical_part = weight * normalised_bm25(bm25.astype(np.float32), mass)
+    lexical_part = weight * normalised_bm25(bm25_at(held, bm25_of, cand), mass)
     if prf > 0:
         top = np.argsort(-(cosine + lexical_part), kind="stable")[:PRF_DEPTH]
         cosine = vecs @ prf_query(query, vecs[top], prf)

@@ -555,8 +555,7 @@ class Index:
         con = self._store.connection
         mass = fusion.distinctive_terms(con, text if text is not None else paper_text(excluded[0].paper),
                                        postings=self.postings)
-        found_bm25 = lexical.scores(con, " ".join(mass.terms), [r for r, _ in cand], (1.0, 1.0))
-        bm25 = np.array([found_bm25.get(r, 0.0) for r, _ in cand], dtype=np.float32)
+        bm25 = fusion.bm25_at(*fusion.every_bm25(con, mass, self.postings, (1.0, 1.0)), [r for r, _ in cand])
         scores, note = facet_scores(
             sentences, facet, vector, [papers[r].abstract for r, _ in cand],
             np.array([sc for _, sc in cand], dtype=np.float32), lambda t: embedder.encode(t),

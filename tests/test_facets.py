@@ -140,3 +140,24 @@ def test_real_model_role_classifier_reads_an_abstract(real_embedder):
         "Experiments show that our approach outperforms strong baselines by 2 BLEU.",
     ]
     assert predict_roles(real_embedder.encode(sentences), real_embedder.name) == ["background", "method", "result"]
+
+
+def test_facet_scores_add_the_more_like_this_bm25_of_the_reference(seed_index, monkeypatch):
+    """Each hit's facet score is the score without the lexical channel + LEXICAL_WEIGHT x the FTS5
+    BM25 of the reference's distinctive words / their IDF mass (oracle: FTS5 itself, not the postings)."""
+    from semsearch import facets, fusion
+    from semsearch.embed import paper_text
+    from semsearch.store import lexical
+
+    weight = facets.LEXICAL_WEIGHT
+    with_words = {h.id: h.score for h in seed_index.similar("FlexShard", 24, facet="method")}
+    monkeypatch.setattr(facets, "LEXICAL_WEIGHT", 0.0)
+    without = {h.id: h.score for h in seed_index.similar("FlexShard", 24, facet="method")}
+    con = seed_index._store.connection
+    mass = fusion.distinctive_terms(con, paper_text(seed_index.resolve("FlexShard")[1]))
+    rows = {i: seed_index.resolve(i)[0] for i in with_words}
+    bm25 = lexical.scores(con, " ".join(mass.terms), list(rows.values()), (1.0, 1.0))
+    assert sum(bm25.get(r, 0.0) > 0 for r in rows.values()) >= 3  # the channel has something to add
+    for paper_id, score in with_words.items():
+        lexical_part = weight * bm25.get(rows[paper_id], 0.0) / mass.upper
+        assert score == pytest.approx(without[paper_id] + lexical_part, abs=1e-5)
