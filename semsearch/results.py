@@ -37,7 +37,7 @@ class Neighbours:
 @dataclass(frozen=True)
 class Hit:
     """One ranked paper. `score` is what `score_kind` says: "cosine" (dense), "bm25" (lexical),
-    "fused" (hybrid: cosine + weight x BM25 / the query's IDF mass), "facet" or "svm" (similar);
+    "fused" (hybrid: cosine + weight x BM25 / the query's IDF mass), "related", "facet" or "svm" (similar);
     higher is always better. `match`: whether the paper's cosine with the query clears the
     calibrated bar of a real match (query.MATCH_COSINE); None where not computed (lexical, similar)."""
 
