@@ -31,13 +31,14 @@ from semsearch.builder import build_records
 from semsearch.ingest import RawRecord
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from facets import load, ndcg_at  # noqa: E402
+from facets import average_precision, load, ndcg_at  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMS = (10, 15, 20, 30, 45, 64)
 WEIGHTS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
 SMOOTHING = ((0, 0.0), (5, 0.5), (10, 0.5))
-SMOOTHED_WEIGHTS = (0.5, 1.0, 1.5, 2.0)  # a coarser grid with smoothing (each setting costs 50 full rankings)
+SMOOTHED_WEIGHTS = (0.5, 1.0, 1.5, 2.0)
+FACETS = ("background", "method", "result")  # a coarser grid with smoothing (each setting costs 50 full rankings)
 
 
 def settings() -> dict[str, fusion.Related]:
@@ -56,6 +57,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "csfcube")
     ap.add_argument("--work", type=Path, default=None, help="keep the index here (built once, as facets.py does)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--shipped", action="store_true",
+                    help="only cosine and the shipped fusion.SIMILAR: NDCG@20 and MAP per facet, no grid")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory() if args.work is None else None
     work = Path(tmp.name) if tmp else args.work
@@ -69,8 +72,10 @@ def main() -> None:
     n = len(idx)
     every = idx._store.by_rows(list(range(n)))  # records read once for all Hits; the ranking is the product's
     idx._store.by_rows = lambda rows: {r: every[r] for r in rows}
-    per, seconds = {}, {}
-    for name, related in settings().items():
+    per, seconds, maps = {}, {}, {}
+    shipped = fusion.SIMILAR
+    chosen = {"cosine": fusion.Related(), "shipped (fusion.SIMILAR)": shipped} if args.shipped else settings()
+    for name, related in chosen.items():
         fusion.SIMILAR = related
         t = time.perf_counter()
         per[name] = {}
@@ -81,7 +86,20 @@ def main() -> None:
             s = [got.get(c, -1e9) for c in cands]
             order = sorted(range(len(cands)), key=lambda i: (-s[i], cands[i]))
             per[name][f"{qpid}_{facet}"] = ndcg_at([grades[i] for i in order], grades, 20)
+            maps.setdefault(name, {})[f"{qpid}_{facet}"] = average_precision([grades[i] for i in order])
         seconds[name] = time.perf_counter() - t
+    fusion.SIMILAR = shipped
+    if args.shipped:
+        print("| setting | NDCG@20 background / method / result / all | MAP (grade >= 2) background / method / result / all |")
+        print("|---|---|---|")
+        for name in chosen:
+            cells = []
+            for table in (per[name], maps[name]):
+                by = [[v for q, v in table.items() if q.endswith(f) and v is not None] for f in FACETS]
+                every = [v for v in table.values() if v is not None]
+                cells.append(" / ".join(f"{np.mean(x):.4f}" for x in (*by, every)))
+            print(f"| {name} | {cells[0]} | {cells[1]} |")
+        return
     folds = (splits["all"]["fold1_dev"], splits["all"]["fold1_test"])
     rows = {k: (*(float(np.mean([v[q] for q in f])) for f in folds), float(np.mean(list(v.values()))))
             for k, v in per.items()}
