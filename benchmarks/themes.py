@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.themes import NamedThemes, word_evidence
+from semsearch.themes import NamedThemes, term_counts, word_evidence
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "arxiv"
@@ -65,13 +65,13 @@ def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
     }
 
 
-def previous_rule(x, q, ev):
+def previous_rule(x, q, ev, counts=None):
     """The rule before NamedThemes: cosine >= 0.15 and within 0.10 of the paper's best theme."""
     s = x @ q.T
     return (s >= 0.15) & (s >= s.max(axis=1, keepdims=True) - 0.10)
 
 
-def zscore_rule(x, q, ev):
+def zscore_rule(x, q, ev, counts=None):
     """Per-theme standardised cosine >= 1 (no expansion, no words)."""
     s = x @ q.T
     return (s - s.mean(0)) / (s.std(0) + 1e-9) >= 1.0
@@ -80,7 +80,7 @@ def zscore_rule(x, q, ev):
 def best_by_cosine(margin: float):
     """NamedThemes (no word rule) with the best theme and the margin on the raw cosine to the
     expanded themes instead of the standard score (tried in the third round, not adopted)."""
-    def rule(x, q, ev):
+    def rule(x, q, ev, counts=None):
         m = NamedThemes(lexical_min=None).fit(x, q, ev)
         s = m.scores_
         best = s.argmax(axis=1)
@@ -91,15 +91,22 @@ def best_by_cosine(margin: float):
 
 
 def named(**params):
-    return lambda x, q, ev: NamedThemes(**params).fit(x, q, ev).members_
+    return lambda x, q, ev, counts: NamedThemes(**params).fit(x, q, ev, counts).members_
 
 
-#: (name, rule(vectors, theme vectors, word evidence) -> (n, t) bool); the first NamedThemes
-#: entry with default parameters is semsearch's rule.
+#: (name, rule(vectors, theme vectors, word evidence, term counts) -> (n, t) bool); the first
+#: NamedThemes entry with default parameters is semsearch's rule. Rows below it vary one setting
+#: from the defaults (lexical expansion included unless the row says otherwise).
 RULES = [
     ("previous: cos >= 0.15 and within 0.10 of best", previous_rule),
     ("per-theme z-score >= 1", zscore_rule),
     ("NamedThemes defaults (semsearch)", named()),
+    ("  no lexical expansion (3rd round)", named(expansion_weight=0.0)),
+    ("  expansion_terms=3", named(expansion_terms=3)),
+    ("  expansion_terms=5", named(expansion_terms=5)),
+    ("  expansion_terms=20", named(expansion_terms=20)),
+    ("  expansion_weight=0.5", named(expansion_weight=0.5)),
+    ("  expansion_weight=2", named(expansion_weight=2.0)),
     ("  without words (word_weight=0)", named(word_weight=0.0)),
     ("  without expansion (query_weight=1e6)", named(query_weight=1e6)),
     ("  query_weight=0.5", named(query_weight=0.5)),
@@ -162,8 +169,8 @@ def evaluate(x, texts, papers, themes: dict[str, str], q_all: dict[str, np.ndarr
     names = list(themes.values())
     truth = np.array([[c in p["categories"] for c in themes] for p in papers], dtype=bool)
     q = np.vstack([q_all[n] for n in names])
-    ev = word_evidence(texts, names)
-    return [(name, scores(rule(x, q, ev), truth)) for name, rule in RULES]
+    ev, counts = word_evidence(texts, names), term_counts(texts)
+    return [(name, scores(rule(x, q, ev, counts), truth)) for name, rule in RULES]
 
 
 def pooled(runs: list[list[tuple[str, dict]]]) -> list[tuple[str, dict]]:
@@ -224,9 +231,9 @@ def develop_small(args, emb) -> None:
         runs.append(evaluate(x, texts, papers, themes, q_all))
         truth = np.array([[c in p["categories"] for c in themes] for p in papers], dtype=bool)
         q = np.vstack([q_all[n] for n in themes.values()])
-        ev = word_evidence(texts, list(themes.values()))
+        ev, counts = word_evidence(texts, list(themes.values())), term_counts(texts)
         for name, rule in RULES:
-            pred = rule(x, q, ev)
+            pred = rule(x, q, ev, counts)
             for k, has in enumerate((ev >= 1, ev < 1)):
                 split[name][k] += ((pred & truth & has).sum(), (truth & has).sum())
     sizes = [len(d["ids"]) for d in draws]

@@ -29,8 +29,8 @@ from .store import lexical
 if TYPE_CHECKING:
     import numpy as np
 
-#: FTS5's BM25 term-frequency saturation constant (fixed inside SQLite).
-BM25_K1 = 1.2
+#: FTS5's BM25 term-frequency saturation constant (fixed inside SQLite; kept in store.lexical).
+BM25_K1 = lexical.BM25_K1
 #: Weight of the normalised BM25 score next to the cosine, and the BM25 column weights (title,
 #: abstract) of the hybrid's lexical channel; chosen on dev queries (docs/benchmarks.md).
 LEXICAL_WEIGHT = 1.5
@@ -69,13 +69,8 @@ class Related:
 #: the choice made on the held-out half instead wins on dev (benchmarks/similar_related.py,
 #: docs/benchmarks.md).
 SIMILAR = Related(terms=20, weight=1.0, neighbours=10, pull=0.5)
-#: Words never distinctive of a paper, whatever their IDF in a small corpus.
-STOPWORDS = frozenset(
-    "a about after all also an and any are as at be been being before between both but by can do does during "
-    "each for from had has have here how in into is it its more most no not of on only or other our over show "
-    "shown shows some such than that the their then there these this those to under use used using very via "
-    "was we well were what when where which while who why with".split()
-)
+#: Words never distinctive of a paper, whatever their IDF in a small corpus (kept in store.lexical).
+STOPWORDS = lexical.STOPWORDS
 
 
 @dataclass(frozen=True)

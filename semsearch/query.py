@@ -25,7 +25,7 @@ from .store.manifest import Manifest, disk_usage
 from .store.papers import PaperStore
 from .store.target import DEFAULT_INDEX
 from .store.vectors import VectorIndex
-from .themes import ThemeGroups, ThemeSpec, evidence_from, group_discovered, group_named
+from .themes import ThemeGroups, ThemeSpec, evidence_from, group_discovered, group_named, term_counts
 
 FACETS = ("background", "method", "result")  # semsearch.facets.FACETS, without importing it at start-up
 #: `similar` with one reference and no facet re-ranks by all its sentences (facets.ALL_DOC_WEIGHT)
@@ -83,6 +83,10 @@ MATCH_COSINE = 0.40
 #: their groups outlive the open index; above it records are read when shown (75k papers: 1.9 s
 #: for all of them, of a 2 s budget for named themes).
 EAGER_PAPERS = 5000
+#: Named themes over at most this many papers get lexical expansion (`themes.NamedThemes`, step 6):
+#: it reads and tokenises every text, about 1 s at 4,500 papers; above it, the cost grows with the
+#: corpus and the themes are made without it.
+EXPANSION_MAX_PAPERS = 5000
 
 
 @dataclass(frozen=True)
@@ -638,7 +642,11 @@ class Index:
         theme_vectors = self.embed([s.text for s in specs])
         words = lambda w: lexical.rows_matching(self._store.connection, w)  # noqa: E731
         evidence = evidence_from(words, len(rows), [s.name for s in specs], rows)
-        return group_named(papers, self.vectors(rows), specs, theme_vectors, evidence)
+        counts = None
+        if len(rows) <= EXPANSION_MAX_PAPERS:  # straight from the store: the PaperList stays unread
+            found = self._store.by_rows(rows)
+            counts = term_counts([paper_text(found[r]) for r in rows])
+        return group_named(papers, self.vectors(rows), specs, theme_vectors, evidence, counts)
 
     def discover_themes(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 from .errors import QueryError
 from .records import Paper
@@ -18,6 +18,7 @@ from .results import PaperList, Theme, ThemeGroups, ThemeMembers
 
 if TYPE_CHECKING:
     import numpy as np
+    import scipy.sparse
 
 #: Weight of the theme's words in the first pass, in standard deviations of the query scores: a
 #: paper containing every word of the theme's name gains this much over one containing none.
@@ -34,6 +35,12 @@ Z_MARGIN = 0.25
 #: (0 = not below average): in a small corpus a one-word theme ("sharding") is best told by the
 #: word. Chosen on the small-corpus dev sets (benchmarks/data/small_theme_sets.json).
 LEXICAL_MIN = 0.0
+#: Lexical expansion (fourth round): the EXPANSION_TERMS words (FTS5 stems) most distinctive of a
+#: theme's members against the rest of the corpus, and their BM25 / IDF mass standardised per theme
+#: times EXPANSION_WEIGHT, join the first pass of a second fit; chosen on the dev sets
+#: (benchmarks/themes.py, docs/benchmarks.md, issue 13 fourth round). 0 = off.
+EXPANSION_TERMS = 10
+EXPANSION_WEIGHT = 1.0
 #: Longest theme name accepted (a description after the colon may be longer).
 MAX_NAME = 200
 #: Below this many papers scores cannot be standardised: each paper gets its closest theme.
@@ -85,13 +92,19 @@ class NamedThemes:
        standard score is at least FIRST_PASS_MIN.
     5. A paper also belongs to every theme whose name's words it all contains (evidence 1) where
        its standardised query score is at least LEXICAL_MIN; a paper in no theme is unassigned.
+    6. *Lexical expansion* (with `counts`): each theme's EXPANSION_TERMS words most distinctive
+       of its members (`distinctive_stems`) are scored on every paper as BM25 / their IDF mass
+       (`expansion_bm25`); standardised per theme and times EXPANSION_WEIGHT, this joins the
+       first pass, and steps 1-5 run again: a paper that says the theme in the words its papers
+       use (not the name's) moves towards it.
 
     With fewer than MIN_PAPERS papers nothing can be standardised: each paper belongs to the
     theme whose query vector is closest.
 
     Args:
-        word_weight, query_weight, z_margin, first_pass_min, lexical_min: see above
-            (lexical_min=None: no membership by words alone).
+        word_weight, query_weight, z_margin, first_pass_min, lexical_min, expansion_terms,
+            expansion_weight: see above (lexical_min=None: no membership by words alone;
+            expansion_weight=0: no lexical expansion).
         random_state: unused (the procedure is deterministic); kept for the estimator convention.
 
     Learned attributes (after `fit`), for n papers and t themes:
@@ -104,6 +117,8 @@ class NamedThemes:
         thresholds_: (t,) float32, each theme's boundary on scores_.
         by_words_: (n, t) bool, members by step 5 only (the name's words).
         members_: (n, t) bool, the membership.
+        expansion_words_: t lists of FTS5 stems, each theme's expansion words ([] without `counts`).
+        expansion_: (n, t) float32 in [0, 1], BM25 of those words / their IDF mass (0 without).
     """
 
     def __init__(
@@ -113,6 +128,8 @@ class NamedThemes:
         z_margin: float = Z_MARGIN,
         first_pass_min: float = FIRST_PASS_MIN,
         lexical_min: float | None = LEXICAL_MIN,
+        expansion_terms: int = EXPANSION_TERMS,
+        expansion_weight: float = EXPANSION_WEIGHT,
         random_state: int = 0,
     ):
         self.word_weight = word_weight
@@ -120,9 +137,17 @@ class NamedThemes:
         self.z_margin = z_margin
         self.first_pass_min = first_pass_min
         self.lexical_min = lexical_min
+        self.expansion_terms = expansion_terms
+        self.expansion_weight = expansion_weight
         self.random_state = random_state
 
-    def fit(self, vectors: "np.ndarray", theme_vectors: "np.ndarray", evidence: "np.ndarray | None" = None) -> "NamedThemes":
+    def fit(
+        self,
+        vectors: "np.ndarray",
+        theme_vectors: "np.ndarray",
+        evidence: "np.ndarray | None" = None,
+        counts: "TermCounts | None" = None,
+    ) -> "NamedThemes":
         """Learn each theme's expanded vector and boundary, and the membership.
 
         Args:
@@ -130,6 +155,7 @@ class NamedThemes:
             theme_vectors: (t, dim) float32, L2-normalised query vectors of the themes.
             evidence: (n, t) float in [0, 1], share of each theme name's words found in each
                 paper (`word_evidence`); None = no lexical evidence.
+            counts: the papers' word counts (`term_counts`, n rows); None = no lexical expansion.
         Returns:
             self.
         Raises:
@@ -145,6 +171,10 @@ class NamedThemes:
         ev = np.zeros((n, t), dtype=np.float32) if evidence is None else np.asarray(evidence, dtype=np.float32)
         if ev.shape != (n, t):
             raise QueryError(f"evidence must have shape {(n, t)}, got {ev.shape}")
+        if counts is not None and counts.counts.shape[0] != n:
+            raise QueryError(f"counts must have {n} rows, got {counts.counts.shape[0]}")
+        self.expansion_words_ = [[] for _ in range(t)]
+        self.expansion_ = np.zeros((n, t), dtype=np.float32)
         self.query_scores_ = (x @ q.T).astype(np.float32)
         if n < MIN_PAPERS:
             self.theme_vectors_ = q.copy()
@@ -158,7 +188,23 @@ class NamedThemes:
             self.by_words_ = np.zeros((n, t), dtype=bool)
             return self
         query_z = _standardise(self.query_scores_)
-        self.first_z_ = (query_z + self.word_weight * ev).astype(np.float32)
+        first_z = query_z + self.word_weight * ev
+        self._steps(x, q, first_z, query_z, ev)
+        if counts is not None and self.expansion_weight and self.expansion_terms > 0:
+            for j in range(t):
+                own = self.members_[:, j]
+                if 2 <= own.sum() < n:
+                    self.expansion_words_[j] = distinctive_stems(counts, own, self.expansion_terms)
+                    self.expansion_[:, j] = expansion_bm25(counts, self.expansion_words_[j])
+            self._steps(x, q, first_z + self.expansion_weight * _standardise(self.expansion_), query_z, ev)
+        return self
+
+    def _steps(self, x, q, first_z, query_z, ev) -> None:
+        """Steps 1-5 from the first-pass standard scores `first_z` (n, t)."""
+        import numpy as np
+
+        n, t = len(x), len(q)
+        self.first_z_ = first_z.astype(np.float32)
         first = self.first_z_.argmax(axis=1)
         vecs = []
         for j in range(t):
@@ -179,7 +225,6 @@ class NamedThemes:
         if self.lexical_min is not None:
             self.by_words_ = (ev >= 1) & (query_z >= self.lexical_min) & ~self.members_
             self.members_ |= self.by_words_
-        return self
 
     def explain(self, i: int, names: Sequence[str]) -> list[dict]:
         """Why paper row i is or is not in each theme: score, boundary, standard score, reason."""
@@ -215,6 +260,82 @@ def _unit(v: "np.ndarray") -> "np.ndarray":
     import numpy as np
 
     return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+class TermCounts(NamedTuple):
+    """Word counts of n texts as FTS5 tokenises them (Porter stems), for lexical expansion."""
+
+    #: (n, v) float32 sparse (CSC) counts of the v stems kept: no stopwords, numbers or one-letter words
+    counts: "scipy.sparse.csc_matrix"
+    #: (n,) float32, every token of each text (the BM25 document length)
+    lengths: "np.ndarray"
+    #: the v stems, column order
+    stems: list[str]
+
+
+def term_counts(texts: Sequence[str]) -> TermCounts:
+    """`TermCounts` of `texts`, tokenised like the index's lexical channel (SQLite FTS5)."""
+    import sqlite3
+
+    import numpy as np
+    from scipy.sparse import csr_matrix
+
+    from .store.lexical import STOPWORDS, TOKENIZE
+
+    con = sqlite3.connect(":memory:")
+    try:
+        for table in ("t", "s"):
+            con.execute(f"CREATE VIRTUAL TABLE {table} USING fts5(text, tokenize='{TOKENIZE}')")
+        con.execute("CREATE VIRTUAL TABLE tv USING fts5vocab(t, 'instance')")
+        con.execute("CREATE VIRTUAL TABLE sv USING fts5vocab(s, 'row')")
+        con.executemany("INSERT INTO t(rowid, text) VALUES (?, ?)", enumerate(texts))
+        con.execute("INSERT INTO s(text) VALUES (?)", (" ".join(sorted(STOPWORDS)),))
+        stop = {w for (w,) in con.execute("SELECT term FROM sv")}
+        found = con.execute("SELECT term, doc, count(*) FROM tv GROUP BY term, doc").fetchall()
+    finally:
+        con.close()
+    vocab = sorted({w for w, _, _ in found})
+    col = {w: i for i, w in enumerate(vocab)}
+    c = csr_matrix(([k for _, _, k in found], ([d for _, d, _ in found], [col[w] for w, _, _ in found])),
+                   shape=(len(texts), len(vocab)), dtype=np.float32)
+    keep = [i for i, w in enumerate(vocab) if w not in stop and len(w) > 1 and not w.isdigit()]
+    return TermCounts(c[:, keep].tocsc(), np.asarray(c.sum(axis=1), dtype=np.float32).ravel(), [vocab[i] for i in keep])
+
+
+def distinctive_stems(counts: TermCounts, rows: "np.ndarray", m: int) -> list[str]:
+    """The m stems most distinctive of the texts where `rows` ((n,) bool) is true against the rest:
+    by p log(p / p_rest), p = the smoothed share of those texts holding the stem; a stem must be
+    held by two of them and be commoner there than in the rest."""
+    import numpy as np
+
+    held = (counts.counts > 0).astype(np.float32)
+    inside = np.asarray(held.T @ rows.astype(np.float32)).ravel()
+    outside = np.asarray(held.sum(axis=0)).ravel() - inside
+    p = (inside + 0.5) / (rows.sum() + 1)
+    p_rest = (outside + 0.5) / ((~rows).sum() + 1)
+    score = np.where((inside >= 2) & (p > p_rest), p * np.log(p / p_rest), -np.inf)
+    best = np.argsort(-score, kind="stable")[:m]
+    return [counts.stems[i] for i in best if np.isfinite(score[i])]
+
+
+def expansion_bm25(counts: TermCounts, stems: Sequence[str]) -> "np.ndarray":
+    """(n,) float32 in [0, 1]: BM25 of `stems` on each text (k1 1.2, b 0.75, FTS5's IDF) / their IDF
+    mass, as the hybrid search normalises a query's BM25 (`fusion.normalised_bm25`)."""
+    import numpy as np
+
+    from .store.lexical import BM25_K1
+
+    n = counts.counts.shape[0]
+    col = {w: i for i, w in enumerate(counts.stems)}
+    cols = [col[w] for w in stems if w in col]
+    if not cols or not n:
+        return np.zeros(n, dtype=np.float32)
+    tf = counts.counts[:, cols].toarray()
+    df = (tf > 0).sum(axis=0)
+    idf = np.maximum(np.log((n - df + 0.5) / (df + 0.5)), 1e-6)
+    norm = BM25_K1 * (0.25 + 0.75 * counts.lengths / max(float(counts.lengths.mean()), 1e-9))
+    bm25 = (idf * tf * (BM25_K1 + 1) / (tf + norm[:, None])).sum(axis=1)
+    return (bm25 / (idf.sum() * (BM25_K1 + 1))).astype(np.float32)
 
 
 def word_evidence(texts: Sequence[str], names: Sequence[str]) -> "np.ndarray":
@@ -271,6 +392,7 @@ def group_named(
     specs: Sequence[ThemeSpec],
     theme_vectors: "np.ndarray",
     evidence: "np.ndarray | None" = None,
+    counts: TermCounts | None = None,
 ) -> ThemeGroups:
     """Group papers into named themes by `NamedThemes`.
 
@@ -280,10 +402,11 @@ def group_named(
         specs: the t themes.
         theme_vectors: (t, dim) float32, L2-normalised, row j for specs[j].
         evidence: (n, t) share of each theme name's words in each paper (`word_evidence`).
+        counts: the papers' word counts (`term_counts`) for lexical expansion; None = none.
     """
     import numpy as np
 
-    model = NamedThemes().fit(paper_vectors, theme_vectors, evidence)
+    model = NamedThemes().fit(paper_vectors, theme_vectors, evidence, counts)
     scores, member = model.scores_, model.members_
     themes = []
     for j, spec in enumerate(specs):
@@ -294,7 +417,8 @@ def group_named(
     none = np.flatnonzero(~member.any(axis=1)).tolist()
     unassigned = papers.subset(none) if isinstance(papers, PaperList) else [papers[i] for i in none]
     method = (f"named: cosine to each theme expanded from its papers; boundary per theme from the papers of "
-              f"other themes; multi-label within {model.z_margin} sd of the best theme; or every word of the name")
+              f"other themes; multi-label within {model.z_margin} sd of the best theme; or every word of the name"
+              + ("; first pass with the words of each theme's papers" if counts is not None else ""))
     groups = ThemeGroups(themes, unassigned, papers, paper_vectors, method)
     groups.model = model
     return groups

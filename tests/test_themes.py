@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from semsearch import Index, QueryError
-from semsearch.themes import NamedThemes, ThemeSpec, word_evidence
+from semsearch.themes import NamedThemes, ThemeSpec, distinctive_stems, expansion_bm25, term_counts, word_evidence
 
 
 def test_theme_spec_parsing():
@@ -78,6 +78,40 @@ def test_a_paper_with_every_word_of_the_name_joins_unless_it_looks_unlike_the_th
     assert without.members_[30].tolist() == [False, True, False] and not without.by_words_.any()
 
 
+def _unit(v):
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def test_lexical_expansion_moves_a_paper_in_its_themes_words_to_the_theme():
+    texts = ["Phonons in a graphene lattice", "Lattice phonons and thermal transport", "Phonon lattice modes of crystals",
+             "Anharmonic phonons in lattice models", "Protein folding by enzymes", "Enzyme kinetics of protein folding",
+             "Folding of a protein with chaperone enzymes", "Protein enzyme complexes fold", "Rain and weather over oceans",
+             "Weather radar and rain", "Lattice phonons measured by neutron scattering"]
+    x = _unit([[1, .1, .1], [1, .15, .05], [1, .05, .15], [1, .1, 0], [.1, 1, .1], [.15, 1, .05], [.05, 1, .15],
+               [0, 1, .1], [.1, .1, 1], [.05, .1, 1], [.62, .7, .3]])
+    q = _unit([[1, 0, 0], [0, 1, 0]])  # the last paper's vector is nearer the second theme; its words, the first's
+    counts = term_counts(texts)
+    model = NamedThemes().fit(x, q, None, counts)
+    assert model.expansion_words_ == [["lattic", "phonon"], ["enzym", "fold", "protein"]]
+    assert model.members_[-1].tolist() == [True, False]
+    assert model.members_[:8].tolist() == [[True, False]] * 4 + [[False, True]] * 4 and not model.members_[8:10].any()
+    assert NamedThemes(expansion_weight=0).fit(x, q, None, counts).members_[-1].tolist() == [False, True]
+    assert NamedThemes().fit(x, q).members_[-1].tolist() == [False, True]  # no counts, no expansion
+    with pytest.raises(QueryError, match="counts must have 5 rows, got 11"):
+        NamedThemes().fit(x[:5], q, None, counts)
+
+
+def test_term_counts_stem_and_drop_stopwords_and_numbers():
+    counts = term_counts(["The galaxies of 2024 and a galaxy", "Robots"])
+    assert "galaxi" in counts.stems and not {"the", "of", "2024", "a", "and"} & set(counts.stems)
+    assert counts.counts[0, counts.stems.index("galaxi")] == 2 and counts.lengths.tolist() == [7, 1]
+    member = np.array([True, False])
+    assert distinctive_stems(counts, member, 5) == []  # held by one member only: never distinctive
+    bm25 = expansion_bm25(counts, ["galaxi", "absent"])
+    assert bm25[0] > 0 and bm25[1] == 0 and (bm25 <= 1).all()
+
+
 def test_a_tiny_corpus_files_each_paper_under_its_closest_theme():
     e = np.eye(4, dtype=np.float32)
     model = NamedThemes().fit(e[:1], e[:2])
@@ -95,6 +129,7 @@ def test_word_evidence_matches_stems_and_ignores_function_words():
 
 def test_explain_says_why(seed_index):
     groups = seed_index.themes(["recommendation systems", "quantization"])
+    assert all(groups.model.expansion_words_) and "words of each theme's papers" in groups.method
     rows = groups.explain(groups.papers[0].id)
     assert [r["theme"] for r in rows] == ["recommendation systems", "quantization"]
     assert all(r["reason"].startswith(("in:", "out:")) for r in rows)

@@ -20,6 +20,15 @@ TOKENIZE = "porter unicode61 remove_diacritics 2"
 #: BM25 column weights (title, abstract): FTS5's defaults, 1 and 1 (no tuning).
 WEIGHTS = (1.0, 1.0)
 _MAX_TERMS = 64
+#: FTS5's BM25 term-frequency saturation constant (fixed inside SQLite).
+BM25_K1 = 1.2
+#: Words never distinctive of a paper, whatever their IDF in a small corpus.
+STOPWORDS = frozenset(
+    "a about after all also an and any are as at be been being before between both but by can do does during "
+    "each for from had has have here how in into is it its more most no not of on only or other our over show "
+    "shown shows some such than that the their then there these this those to under use used using very via "
+    "was we well were what when where which while who why with".split()
+)
 
 
 def create(con: sqlite3.Connection) -> None:
