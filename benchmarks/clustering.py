@@ -14,6 +14,8 @@ words GENERIC_WORDS keeps out of the names.
         [--bertopic BERTOPIC-VENV/bin/python] [--dev]
 
 Part 0 (--dev): how AutoThemes' TOLERANCE was chosen, on the dev theme sets only.
+Part 0c (--communities): kNN-graph Louvain communities against k-means with a chosen k (fourth
+round of issue 13), how COMMUNITY_BELOW / _NEIGHBOURS / _RESOLUTION were chosen, dev data only.
 Part 0b (--small): small corpora (the 20 draws of benchmarks/data/small_theme_sets.json, 26-59
 papers of 3-5 categories, truth = primary category): V-measure of AutoThemes and of variants
 of its neighbour counts and range of k (third round of issue 13; none adopted).
@@ -164,6 +166,7 @@ def compare(vectors: np.ndarray, texts: list[str], true_k: int, seed: int, berto
     timed(f"k-means, true k = {true_k} (baseline)", lambda: kmeans(vectors, true_k, seed))
     timed(f"k-means, k = {auto.n_themes_} (AutoThemes' k)", lambda: kmeans(vectors, auto.n_themes_, seed))
     timed(f"AutoThemes, n_themes = {true_k}", lambda: AutoThemes(n_themes=true_k, random_state=seed).fit(vectors, texts))
+    timed("kNN-graph communities (AutoThemes < 100 papers)", lambda: _communities_always(vectors, texts, seed))
     timed(f"agglomerative ward, k = {true_k}",
           lambda: AgglomerativeClustering(n_clusters=true_k, linkage="ward").fit_predict(vectors))
     if bertopic_python:
@@ -172,15 +175,11 @@ def compare(vectors: np.ndarray, texts: list[str], true_k: int, seed: int, berto
     return runs, auto
 
 
-def dev_tolerance(data: Path, sets_path: Path, seed: int) -> None:
-    """Part 0 (how TOLERANCE was chosen, dev data only): V-measure of AutoThemes' auto k for each
-    tolerance on the dev theme sets (arXiv categories outside the clustering subset) and on small
-    draws of their papers (3-5 categories of one set; 100 x 25, 60 x 50, 10 x 200 papers)."""
+def dev_papers(data: Path, sets_path: Path) -> tuple[dict, np.ndarray, list[str], np.ndarray]:
+    """The dev theme sets' papers (arXiv categories outside the clustering subset): (config,
+    vectors, texts, primary categories)."""
     import gzip
 
-    from sklearn.metrics import v_measure_score
-
-    import semsearch.cluster as cluster
     from semsearch.embed import CachedEmbedder, default_cache_path, make_embedder
 
     cfg = json.loads(sets_path.read_text(encoding="utf-8"))
@@ -195,7 +194,11 @@ def dev_tolerance(data: Path, sets_path: Path, seed: int) -> None:
     papers = [p for c in want for p in want[c]]
     texts = [f"{p['title']}. {p['abstract']}" for p in papers]
     truth = np.array([p["primary_category"] for p in papers])
-    vectors = CachedEmbedder(make_embedder(), default_cache_path()).encode(texts)
+    return cfg, CachedEmbedder(make_embedder(), default_cache_path()).encode(texts), texts, truth
+
+
+def dev_draws(cfg: dict, truth: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Small draws of dev papers (3-5 categories of one set; 100 x 25, 60 x 50, 10 x 200 papers)."""
     rng = np.random.default_rng(1)
     draws = []
     for n, reps in ((25, 100), (50, 60), (200, 10)):
@@ -203,30 +206,13 @@ def dev_tolerance(data: Path, sets_path: Path, seed: int) -> None:
             cats = list(list(cfg["sets"].values())[rng.integers(len(cfg["sets"]))].values())
             pool = np.flatnonzero(np.isin(truth, rng.choice(cats, rng.integers(3, 6), replace=False)))
             draws.append((n, np.sort(rng.choice(pool, n, replace=False))))
-
-    def v(rows) -> float:
-        model = cluster.AutoThemes(random_state=seed).fit(vectors[rows], [texts[i] for i in rows])
-        return v_measure_score(truth[rows], model.labels_)
-
-    print(f"\n0. dev: tolerance of the choice of k ({len(papers)} dev papers; mean V-measure)")
-    print(f"{'tolerance':>9} " + " ".join(f"{name:>17}" for name in cfg["sets"]) + "   n=25   n=50  n=200   mean")
-    chosen = cluster.TOLERANCE
-    for tol in (0.0, 0.002, 0.005, 0.01, 0.02):
-        cluster.TOLERANCE = tol
-        whole = [v(np.flatnonzero(np.isin(truth, list(s.values())))) for s in cfg["sets"].values()]
-        small = [float(np.mean([v(r) for m, r in draws if m == n])) for n in (25, 50, 200)]
-        print(f"{tol:9.3f} " + " ".join(f"{x:17.3f}" for x in whole) + " " + " ".join(f"{x:6.3f}" for x in small)
-              + f" {np.mean(whole + small):6.3f}" + ("  (semsearch)" if tol == chosen else ""))
-    cluster.TOLERANCE = chosen
+    return draws
 
 
-def dev_small(data: Path, sets_path: Path, seed: int) -> None:
-    """Part 0b: mean V-measure over the small-corpus draws, AutoThemes and variants."""
+def small_sets(data: Path, sets_path: Path) -> list[tuple[np.ndarray, list[str], list[str]]]:
+    """The small-corpus draws of small_theme_sets.json: [(vectors, texts, primary categories)]."""
     import gzip
 
-    from sklearn.metrics import v_measure_score
-
-    import semsearch.cluster as cluster
     from semsearch.embed import CachedEmbedder, default_cache_path, make_embedder
 
     draws = json.loads(sets_path.read_text(encoding="utf-8"))["draws"]
@@ -243,12 +229,62 @@ def dev_small(data: Path, sets_path: Path, seed: int) -> None:
         papers = [by_id[i] for i in d["ids"]]
         texts = [f"{p['title']}. {p['abstract']}" for p in papers]
         sets.append((emb.encode(texts), texts, [p["primary_category"] for p in papers]))
+    return sets
+
+
+def _communities_always(vectors: np.ndarray, texts: list[str], seed: int) -> np.ndarray:
+    """AutoThemes' small-corpus rule (kNN-graph communities) on a corpus of any size, any number."""
+    import semsearch.cluster as cluster
+
+    saved, cluster.COMMUNITY_BELOW = cluster.COMMUNITY_BELOW, 10**9
+    try:
+        return cluster.AutoThemes(max_themes=len(vectors), random_state=seed).fit(vectors, texts).labels_
+    finally:
+        cluster.COMMUNITY_BELOW = saved
+
+
+def dev_tolerance(data: Path, sets_path: Path, seed: int) -> None:
+    """Part 0 (how TOLERANCE was chosen, dev data only): V-measure of AutoThemes' auto k for each
+    tolerance on the dev theme sets (arXiv categories outside the clustering subset) and on small
+    draws of their papers (3-5 categories of one set; 100 x 25, 60 x 50, 10 x 200 papers)."""
+    from sklearn.metrics import v_measure_score
+
+    import semsearch.cluster as cluster
+
+    cfg, vectors, texts, truth = dev_papers(data, sets_path)
+    draws = dev_draws(cfg, truth)
+
+    def v(rows) -> float:
+        model = cluster.AutoThemes(random_state=seed).fit(vectors[rows], [texts[i] for i in rows])
+        return v_measure_score(truth[rows], model.labels_)
+
+    print(f"\n0. dev: tolerance of the choice of k ({len(texts)} dev papers; mean V-measure)")
+    print(f"{'tolerance':>9} " + " ".join(f"{name:>17}" for name in cfg["sets"]) + "   n=25   n=50  n=200   mean")
+    chosen = cluster.TOLERANCE
+    for tol in (0.0, 0.002, 0.005, 0.01, 0.02):
+        cluster.TOLERANCE = tol
+        whole = [v(np.flatnonzero(np.isin(truth, list(s.values())))) for s in cfg["sets"].values()]
+        small = [float(np.mean([v(r) for m, r in draws if m == n])) for n in (25, 50, 200)]
+        print(f"{tol:9.3f} " + " ".join(f"{x:17.3f}" for x in whole) + " " + " ".join(f"{x:6.3f}" for x in small)
+              + f" {np.mean(whole + small):6.3f}" + ("  (semsearch)" if tol == chosen else ""))
+    cluster.TOLERANCE = chosen
+
+
+def dev_small(data: Path, sets_path: Path, seed: int) -> None:
+    """Part 0b: mean V-measure over the small-corpus draws, AutoThemes and variants."""
+    from sklearn.metrics import v_measure_score
+
+    import semsearch.cluster as cluster
+
+    sets = small_sets(data, sets_path)
+    kmeans_k = {"COMMUNITY_BELOW": 0}  # the third round's variants are of k-means with a chosen k
     variants = {
         "AutoThemes (semsearch)": {},
-        "no smoothing below 100 papers": {"_smooth_neighbours": lambda n: 0 if n < 100 else min(10, n // 10)},
-        "smoothing n // 20 neighbours": {"_smooth_neighbours": lambda n: min(10, n // 20)},
-        "graph sqrt(n) neighbours": {"_graph_neighbours": lambda n: max(1, min(10, int(n**0.5)))},
-        "k up to sqrt(2n)": {"_max_k": lambda n: int((2 * n) ** 0.5)},
+        "k-means, k by modularity (before)": kmeans_k,
+        "no smoothing below 100 papers": {**kmeans_k, "_smooth_neighbours": lambda n: 0 if n < 100 else min(10, n // 10)},
+        "smoothing n // 20 neighbours": {**kmeans_k, "_smooth_neighbours": lambda n: min(10, n // 20)},
+        "graph sqrt(n) neighbours": {**kmeans_k, "_graph_neighbours": lambda n: max(1, min(10, int(n**0.5)))},
+        "k up to sqrt(2n)": {**kmeans_k, "_max_k": lambda n: int((2 * n) ** 0.5)},
     }
     print(f"\n0b. small corpora ({len(sets)} draws of {min(len(t) for _, t, _ in sets)}-"
           f"{max(len(t) for _, t, _ in sets)} papers; mean V-measure, mean k vs mean true k)")
@@ -266,6 +302,49 @@ def dev_small(data: Path, sets_path: Path, seed: int) -> None:
               f"(true {np.mean([len(set(y)) for _, y in fits]):.1f})")
 
 
+def dev_communities(data: Path, small_path: Path, sets_path: Path, seed: int) -> None:
+    """Part 0c (how COMMUNITY_* were chosen, dev data only): mean V-measure of kNN-graph Louvain
+    communities against k-means with k by modularity, on the small draws and on the dev sets'
+    draws of 25, 50 and 200 papers and whole sets."""
+    from sklearn.metrics import v_measure_score
+
+    import semsearch.cluster as cluster
+
+    small = small_sets(data, small_path)
+    cfg, vectors, texts, truth = dev_papers(data, sets_path)
+    draws = dev_draws(cfg, truth)
+    whole = [np.flatnonzero(np.isin(truth, list(s.values()))) for s in cfg["sets"].values()]
+    corpora = [("small", [(x, t, y) for x, t, y in small])]
+    for n in (25, 50, 200):
+        corpora.append((f"n={n}", [(vectors[r], [texts[i] for i in r], truth[r]) for m, r in draws if m == n]))
+    corpora += [(f"set {len(r)}", [(vectors[r], [texts[i] for i in r], truth[r])]) for r in whole]
+    always = {"COMMUNITY_BELOW": 10**9}
+    variants = {"AutoThemes (semsearch)": {}, "k-means, k by modularity (before)": {"COMMUNITY_BELOW": 0}}
+    for neighbours in (cluster.COMMUNITY_NEIGHBOURS, 5):
+        for res in (0.5, 0.6, 0.75, 0.9, 1.0, 1.25):
+            variants[f"Louvain, min(sqrt n, {neighbours}) NN, res {res}"] = {
+                **always, "COMMUNITY_NEIGHBOURS": neighbours, "COMMUNITY_RESOLUTION": res}
+    print(f"\n0c. dev: kNN-graph communities vs k-means ({len(small)} small draws; dev draws and whole "
+          "dev sets; mean V-measure / mean k; 'mean3' = mean of small, n=25, n=50; communities outside "
+          "2..20 fall back to k-means, as in AutoThemes)")
+    print(f"{'variant':44} " + " ".join(f"{name:>13}" for name, _ in corpora) + "  mean3")
+    for name, patch in variants.items():
+        saved = {attr: getattr(cluster, attr) for attr in patch}
+        for attr, value in patch.items():
+            setattr(cluster, attr, value)
+        cells = []
+        try:
+            for _, sets in corpora:
+                fits = [(cluster.AutoThemes(random_state=seed).fit(x, t), y) for x, t, y in sets]
+                cells.append((np.mean([v_measure_score(y, m.labels_) for m, y in fits]),
+                              np.mean([m.n_themes_ for m, _ in fits])))
+        finally:
+            for attr, value in saved.items():
+                setattr(cluster, attr, value)
+        print(f"{name:44} " + " ".join(f"{v:6.3f} /{k:5.1f}" for v, k in cells)
+              + f" {np.mean([v for v, _ in cells[:3]]):6.3f}", flush=True)
+
+
 def main() -> None:
     import sklearn
     from sklearn.metrics import normalized_mutual_info_score, v_measure_score
@@ -280,6 +359,8 @@ def main() -> None:
     ap.add_argument("--bertopic", metavar="PYTHON", help="an interpreter with bertopic installed (a separate venv)")
     ap.add_argument("--dev", action="store_true", help="also part 0: the tolerance of the choice of k on the dev sets")
     ap.add_argument("--small", action="store_true", help="also part 0b: small corpora (small_theme_sets.json)")
+    ap.add_argument("--communities", action="store_true",
+                    help="also part 0c: kNN-graph communities vs k-means on the small draws and dev sets")
     ap.add_argument("--small-sets", type=Path, default=ROOT / "benchmarks" / "data" / "small_theme_sets.json")
     ap.add_argument("--sets", type=Path, default=ROOT / "benchmarks" / "data" / "theme_sets.json",
                     help="dev theme sets (JSON) for --dev")
@@ -299,6 +380,8 @@ def main() -> None:
         dev_tolerance(args.data, args.sets, args.seed)
     if args.small:
         dev_small(args.data, args.small_sets, args.seed)
+    if args.communities:
+        dev_communities(args.data, args.small_sets, args.sets, args.seed)
     if not args.no_criteria:
         criteria(vectors, truth, args.seed)
 

@@ -81,6 +81,7 @@ def test_four_separated_blobs_auto_picks_four():
 def test_k_is_the_smallest_within_the_tolerance_of_the_best_modularity(monkeypatch):
     import semsearch.cluster as cluster
 
+    monkeypatch.setattr(cluster, "COMMUNITY_BELOW", 0)  # k-means with a chosen k even for 50 papers
     vectors, _ = blobs(k=5, per=10, dim=16, noise=0.1)
     made_up = {2: 0.50, 3: 0.80, 4: 0.804, 5: 0.79, 6: 0.70, 7: 0.60}  # 4 is best, 3 within TOLERANCE of it
     monkeypatch.setattr(cluster, "_modularity", lambda rows, cols, labels: made_up[int(labels.max()) + 1])
@@ -88,6 +89,23 @@ def test_k_is_the_smallest_within_the_tolerance_of_the_best_modularity(monkeypat
     assert model.selection_ == made_up and model.n_themes_ == 3
     monkeypatch.setattr(cluster, "TOLERANCE", 0.0)
     assert AutoThemes().fit(vectors, [f"doc {i}" for i in range(50)]).n_themes_ == 4
+
+def test_small_corpus_themes_are_the_knn_graph_communities(monkeypatch):
+    import semsearch.cluster as cluster
+
+    vectors, truth = blobs(k=4, per=12, dim=32, noise=0.15, seed=5)
+    texts = [f"doc {i}" for i in range(len(vectors))]
+    model = AutoThemes(random_state=2).fit(vectors, texts)
+    assert model.n_themes_ == 4 and same_partition(model.labels_, truth)
+    assert list(model.selection_) == [4]  # the communities' modularity, no scan of k
+    again = AutoThemes(random_state=2).fit(vectors, texts)
+    assert np.array_equal(model.labels_, again.labels_) and model.names_ == again.names_
+    # communities outside min_themes..max_themes: back to k-means with a chosen k
+    fallback = AutoThemes(max_themes=3).fit(vectors, texts)
+    assert fallback.n_themes_ <= 3 and len(fallback.selection_) == 2
+    monkeypatch.setattr(cluster, "COMMUNITY_BELOW", 0)
+    assert len(AutoThemes(random_state=2).fit(vectors, texts).selection_) > 1
+
 
 def test_n_themes_given_is_respected_and_nothing_is_selected():
     vectors, _ = blobs(k=4, per=40, dim=32, noise=0.15)
