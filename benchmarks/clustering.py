@@ -211,22 +211,13 @@ def dev_draws(cfg: dict, truth: np.ndarray) -> list[tuple[int, np.ndarray]]:
 
 def small_sets(data: Path, sets_path: Path) -> list[tuple[np.ndarray, list[str], list[str]]]:
     """The small-corpus draws of small_theme_sets.json: [(vectors, texts, primary categories)]."""
-    import gzip
+    from small_theme_sets import read_draws  # this script's folder is on sys.path
 
     from semsearch.embed import CachedEmbedder, default_cache_path, make_embedder
 
-    draws = json.loads(sets_path.read_text(encoding="utf-8"))["draws"]
-    want = {i for d in draws for i in d["ids"]}
-    by_id = {}
-    with gzip.open(data.parent / "abstracts.jsonl.gz", "rt", encoding="utf-8") as fh:
-        for line in fh:
-            p = json.loads(line)
-            if p["id"] in want:
-                by_id[p["id"]] = p
     emb = CachedEmbedder(make_embedder(), default_cache_path())
     sets = []
-    for d in draws:
-        papers = [by_id[i] for i in d["ids"]]
+    for _, papers in read_draws(sets_path, data.parent / "abstracts.jsonl.gz"):
         texts = [f"{p['title']}. {p['abstract']}" for p in papers]
         sets.append((emb.encode(texts), texts, [p["primary_category"] for p in papers]))
     return sets

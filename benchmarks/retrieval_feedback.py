@@ -23,7 +23,7 @@ import numpy as np
 from semsearch import Index
 from semsearch.embed import CachedEmbedder, default_cache_path
 from semsearch.evaluate import load_beir, ndcg
-from semsearch.fusion import BM25_K1, STOPWORDS, lexical_mass
+from semsearch.fusion import lexical_mass
 from semsearch.store import lexical
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,7 +47,7 @@ t = time.time()
 TV = emb.encode([p.title or '' for p in papers]); print('titles', time.time() - t, flush=True)
 allv = idx.vectors(list(range(N)))
 texts = {i: (p.title or '') + ' ' + p.abstract for i, p in enumerate(papers)}
-STOP = STOPWORDS
+STOP = lexical.STOPWORDS
 idfc = {}
 def idf(w):
     if w not in idfc:
@@ -99,7 +99,7 @@ for i, q in enumerate(qtexts):
             terms = fb[F][:E]
             if not terms: expn[(F, E)] = np.zeros(len(rows)); continue
             s = lexical.scores(con, ' '.join(terms), rows, (4.0, 1.0))
-            m = sum(idf(x) for x in terms) * (BM25_K1 + 1)
+            m = sum(idf(x) for x in terms) * (lexical.BM25_K1 + 1)
             expn[(F, E)] = np.array([s.get(r, 0) for r in rows]) / m
     feats.append(dict(rows=np.array(rows), cos=cos, tcos=tcos, norm=norm, expn=expn,
                       indense=np.isin(rows, dtop), inlex=np.isin(rows, ltop)))

@@ -90,6 +90,19 @@ def draw(data: Path, seed: int) -> dict:
     }
 
 
+def read_draws(sets_path: Path, abstracts: Path) -> list[tuple[dict, list[dict]]]:
+    """Each draw of a small_theme_sets.json with its papers' records from abstracts.jsonl.gz, in draw order."""
+    draws = json.loads(sets_path.read_text(encoding="utf-8"))["draws"]
+    want = {i for d in draws for i in d["ids"]}
+    by_id = {}
+    with gzip.open(abstracts, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            p = json.loads(line)
+            if p["id"] in want:
+                by_id[p["id"]] = p
+    return [(d, [by_id[i] for i in d["ids"]]) for d in draws]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA, help="folder with abstracts.jsonl.gz and clustering_subset.jsonl")

@@ -213,17 +213,11 @@ def develop(args, emb) -> None:
 def develop_small(args, emb) -> None:
     """The small-corpus dev sets: every rule on each draw, pooled; and recall split by whether
     the paper contains every word of the theme's name."""
-    draws = json.loads(args.small_sets.read_text(encoding="utf-8"))["draws"]
-    want = {i for d in draws for i in d["ids"]}
-    by_id = {}
-    with gzip.open(args.data / "abstracts.jsonl.gz", "rt", encoding="utf-8") as f:
-        for line in f:
-            p = json.loads(line)
-            if p["id"] in want:
-                by_id[p["id"]] = p
+    from small_theme_sets import read_draws  # this script's folder is on sys.path
+
     runs, split = [], {name: np.zeros((2, 2), dtype=int) for name, _ in RULES}
-    for d in draws:
-        papers = [by_id[i] for i in d["ids"]]
+    drawn = read_draws(args.small_sets, args.data / "abstracts.jsonl.gz")
+    for d, papers in drawn:
         texts = [text(p) for p in papers]
         x = emb.encode(texts)
         q_all = dict(zip(d["themes"], emb.encode(list(d["themes"]))))
@@ -236,8 +230,8 @@ def develop_small(args, emb) -> None:
             pred = rule(x, q, ev, counts)
             for k, has in enumerate((ev >= 1, ev < 1)):
                 split[name][k] += ((pred & truth & has).sum(), (truth & has).sum())
-    sizes = [len(d["ids"]) for d in draws]
-    table(f"small corpora ({len(draws)} draws of {min(sizes)}-{max(sizes)} papers, 3 named themes; pooled)",
+    sizes = [len(papers) for _, papers in drawn]
+    table(f"small corpora ({len(drawn)} draws of {min(sizes)}-{max(sizes)} papers, 3 named themes; pooled)",
           pooled(runs))
     print(f"\n{'recall of the theme papers':44} {'with every word of the name':>28} {'without':>12}")
     for name, (has, lacks) in split.items():

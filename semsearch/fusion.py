@@ -29,8 +29,6 @@ from .store import lexical
 if TYPE_CHECKING:
     import numpy as np
 
-#: FTS5's BM25 term-frequency saturation constant (fixed inside SQLite; kept in store.lexical).
-BM25_K1 = lexical.BM25_K1
 #: Weight of the normalised BM25 score next to the cosine, and the BM25 column weights (title,
 #: abstract) of the hybrid's lexical channel; chosen on dev queries (docs/benchmarks.md).
 LEXICAL_WEIGHT = 1.5
@@ -69,8 +67,6 @@ class Related:
 #: the choice made on the held-out half instead wins on dev (benchmarks/similar_related.py,
 #: docs/benchmarks.md).
 SIMILAR = Related(terms=20, weight=1.0, neighbours=10, pull=0.5)
-#: Words never distinctive of a paper, whatever their IDF in a small corpus (kept in store.lexical).
-STOPWORDS = lexical.STOPWORDS
 
 
 @dataclass(frozen=True)
@@ -97,7 +93,7 @@ class LexicalMass:
     @property
     def upper(self) -> float:
         """The most BM25 the query can give one paper: sum of idf * (k1 + 1)."""
-        return sum(self.idf) * (BM25_K1 + 1)
+        return sum(self.idf) * (lexical.BM25_K1 + 1)
 
 
 def lexical_mass(con: sqlite3.Connection, text: str, postings: lexical.Postings | None = None) -> LexicalMass:
@@ -138,7 +134,7 @@ def distinctive_terms(
     """
     counts: dict[str, int] = {}
     for w in re.findall(r"[^\W_]+", text.lower()):
-        if w not in STOPWORDS and len(w) > 1 and not w.isdigit():
+        if w not in lexical.STOPWORDS and len(w) > 1 and not w.isdigit():
             counts[w] = counts.get(w, 0) + 1
     words = list(counts)
     chunks = [lexical_mass(con, " ".join(words[i : i + 64]), postings) for i in range(0, len(words), 64)]

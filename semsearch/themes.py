@@ -323,7 +323,7 @@ def expansion_bm25(counts: TermCounts, stems: Sequence[str]) -> "np.ndarray":
     mass, as the hybrid search normalises a query's BM25 (`fusion.normalised_bm25`)."""
     import numpy as np
 
-    from .store.lexical import BM25_K1
+    from .store.lexical import BM25_B, BM25_K1
 
     n = counts.counts.shape[0]
     col = {w: i for i, w in enumerate(counts.stems)}
@@ -333,7 +333,7 @@ def expansion_bm25(counts: TermCounts, stems: Sequence[str]) -> "np.ndarray":
     tf = counts.counts[:, cols].toarray()
     df = (tf > 0).sum(axis=0)
     idf = np.maximum(np.log((n - df + 0.5) / (df + 0.5)), 1e-6)
-    norm = BM25_K1 * (0.25 + 0.75 * counts.lengths / max(float(counts.lengths.mean()), 1e-9))
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * counts.lengths / max(float(counts.lengths.mean()), 1e-9))
     bm25 = (idf * tf * (BM25_K1 + 1) / (tf + norm[:, None])).sum(axis=1)
     return (bm25 / (idf.sum() * (BM25_K1 + 1))).astype(np.float32)
 
