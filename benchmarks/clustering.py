@@ -11,7 +11,7 @@ true k. Part 3: each discovered theme's size, name and majority category; and th
 words GENERIC_WORDS keeps out of the names.
 
     PYTHONPATH=. python benchmarks/clustering.py [--cache CACHE/bench/clustering.npy] [--limit N]
-        [--bertopic BERTOPIC-VENV/bin/python] [--dev]
+        [--bertopic BERTOPIC-VENV/bin/python] [--dev] [--small] [--communities] [--graphs]
 
 Part 0 (--dev): how AutoThemes' TOLERANCE was chosen, on the dev theme sets only.
 Part 0c (--communities): kNN-graph Louvain communities against k-means with a chosen k (fourth
@@ -19,6 +19,9 @@ round of issue 13), how COMMUNITY_BELOW / _NEIGHBOURS / _RESOLUTION were chosen,
 Part 0b (--small): small corpora (the 20 draws of benchmarks/data/small_theme_sets.json, 26-59
 papers of 3-5 categories, truth = primary category): V-measure of AutoThemes and of variants
 of its neighbour counts and range of k (third round of issue 13; none adopted).
+Part 0d (--graphs): fifth round of issue 13, dev data only: variants of the small-corpus
+communities (smoothing, edge weights, mutual neighbours, resolution fixed / by size / by
+stability / consensus, kNN size, a second-level split of each community); none adopted.
 
 BERTopic is not a dependency: --bertopic names an interpreter of a separate venv holding it
 (torch==2.13.0 installed first, then `pip install bertopic`), run as a subprocess.
@@ -336,6 +339,194 @@ def dev_communities(data: Path, small_path: Path, sets_path: Path, seed: int) ->
               + f" {np.mean([v for v, _ in cells[:3]]):6.3f}", flush=True)
 
 
+def _centred(x: np.ndarray) -> np.ndarray:
+    return centred(np.asarray(x, dtype=np.float32)).astype(np.float32)
+
+
+def _louvain(x: np.ndarray, neighbours: int, resolution: float = 1.0, seed: int = 0, weight: str = "cosine",
+             mutual: bool = False) -> tuple[np.ndarray, float]:
+    """Louvain communities of the kNN graph of x (rows L2-normalised): (labels, weighted modularity).
+    weight: "cosine" (as AutoThemes) or "snn" ((shared neighbours + 1) / (neighbours + 1));
+    mutual: keep an edge only when each end is among the other's neighbours."""
+    import networkx as nx
+
+    n = len(x)
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    near = [set(r.tolist()) for r in np.argpartition(-sims, neighbours - 1, axis=1)[:, :neighbours]]
+    pairs = sorted({(min(i, j), max(i, j)) for i in range(n) for j in near[i] if not mutual or i in near[j]})
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    for i, j in pairs:
+        w = max(float(x[i] @ x[j]), 0.0) if weight == "cosine" else (len(near[i] & near[j]) + 1) / (neighbours + 1)
+        if w > 0:
+            graph.add_edge(i, j, weight=w)
+    found = nx.community.louvain_communities(graph, weight="weight", resolution=resolution, seed=seed)
+    labels = np.zeros(n, dtype=np.int64)
+    for c, members in enumerate(sorted(found, key=min)):
+        labels[sorted(members)] = c
+    q = nx.community.modularity(graph, found, weight="weight") if graph.number_of_edges() else 0.0
+    return labels, q
+
+
+def _product(x: np.ndarray, texts: list[str], seed: int) -> np.ndarray:
+    return AutoThemes(random_state=seed).fit(x, texts).labels_
+
+
+def _graph_variant(smooth: bool = True, neighbours=None, resolution=lambda n: 1.0, weight: str = "cosine",
+                   mutual: bool = False, louvain_seed: int = 0):
+    """A labelling function: Louvain on the (smoothed or not) centred vectors' kNN graph; AutoThemes'
+    answer when the communities are outside 2..20, as in the product."""
+    import semsearch.cluster as cluster
+
+    def fit(x, texts, seed):
+        c = _centred(x)
+        n = len(c)
+        z = cluster._smooth(c, cluster._smooth_neighbours(n)) if smooth else c
+        k = neighbours(n) if neighbours else max(1, min(cluster.COMMUNITY_NEIGHBOURS, int(n**0.5), n - 1))
+        labels, _ = _louvain(z, k, resolution(n), louvain_seed, weight, mutual)
+        return labels if 2 <= labels.max() + 1 <= 20 else _product(x, texts, seed)
+    return fit
+
+
+def _split_variant(vectors: str, min_q: float, min_part: int = 3):
+    """The product's communities, each then split once by Louvain on its own kNN graph (sqrt(size)
+    neighbours, at most 10) when every part has >= min_part papers and the split's modularity is
+    >= min_q. vectors: "raw" (centred), "recentred" (centred again within the community), "smoothed"."""
+    import semsearch.cluster as cluster
+
+    def fit(x, texts, seed):
+        labels = _product(x, texts, seed).copy()
+        c = _centred(x)
+        z = cluster._smooth(c, cluster._smooth_neighbours(len(c)))
+        new = labels.max() + 1
+        for theme in range(labels.max() + 1):
+            rows = np.flatnonzero(labels == theme)
+            if len(rows) < 2 * min_part:
+                continue
+            y = {"raw": c[rows], "smoothed": z[rows]}.get(vectors)
+            y = _centred(c[rows]) if y is None else y
+            sub, q = _louvain(y, max(1, min(10, int(len(rows) ** 0.5))), 1.0, seed)
+            sizes = np.bincount(sub)
+            if len(sizes) >= 2 and sizes.min() >= min_part and q >= min_q:
+                for s in range(1, len(sizes)):
+                    labels[rows[sub == s]] = new
+                    new += 1
+        return labels
+    return fit
+
+
+_RESOLUTIONS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+
+
+def _stability_variant(smooth: bool):
+    """The resolution (of _RESOLUTIONS) whose partitions agree most across Louvain seeds 0-4 (mean
+    pairwise adjusted Rand index), ties to the lower one; that resolution's seed-0 partition."""
+    import itertools
+
+    from sklearn.metrics import adjusted_rand_score
+
+    import semsearch.cluster as cluster
+
+    def fit(x, texts, seed):
+        c = _centred(x)
+        n = len(c)
+        z = cluster._smooth(c, cluster._smooth_neighbours(n)) if smooth else c
+        k = max(1, min(10, int(n**0.5), n - 1))
+        best = None
+        for res in _RESOLUTIONS:
+            runs = [_louvain(z, k, res, s)[0] for s in range(5)]
+            agree = np.mean([adjusted_rand_score(a, b) for a, b in itertools.combinations(runs, 2)])
+            if runs[0].max() >= 1 and (best is None or agree > best[0] + 1e-9):
+                best = (agree, runs[0])
+        labels = best[1] if best else None
+        return labels if labels is not None and labels.max() + 1 <= 20 else _product(x, texts, seed)
+    return fit
+
+
+def _consensus_variant(threshold: float):
+    """Co-membership over Louvain at _RESOLUTIONS x seeds 0-2 (unsmoothed graph); Louvain on the
+    graph of pairs together in >= threshold of those runs."""
+    import networkx as nx
+
+    def fit(x, texts, seed):
+        c = _centred(x)
+        n = len(c)
+        k = max(1, min(10, int(n**0.5), n - 1))
+        together = np.zeros((n, n))
+        for res in _RESOLUTIONS:
+            for s in range(3):
+                labels = _louvain(c, k, res, s)[0]
+                together += labels[:, None] == labels[None, :]
+        together /= 3 * len(_RESOLUTIONS)
+        graph = nx.Graph()
+        graph.add_nodes_from(range(n))
+        for i, j in zip(*np.nonzero(np.triu(together, 1) >= threshold)):
+            graph.add_edge(int(i), int(j), weight=float(together[i, j]))
+        labels = np.zeros(n, dtype=np.int64)
+        for m, members in enumerate(sorted(nx.community.louvain_communities(graph, weight="weight", seed=0), key=min)):
+            labels[sorted(members)] = m
+        return labels if 2 <= labels.max() + 1 <= 20 else _product(x, texts, seed)
+    return fit
+
+
+def dev_graphs(data: Path, small_path: Path, sets_path: Path, seed: int) -> None:
+    """Part 0d (fifth round of issue 13, dev data only): variants of the small-corpus communities on
+    the 20 small draws and the dev sets' draws of 25 and 50 papers (mean V-measure / mean k)."""
+    from sklearn.metrics import v_measure_score
+
+    small = small_sets(data, small_path)
+    cfg, vectors, texts, truth = dev_papers(data, sets_path)
+    draws = dev_draws(cfg, truth)
+    corpora = [("small", small)] + [
+        (f"n={n}", [(vectors[r], [texts[i] for i in r], truth[r]) for m, r in draws if m == n]) for n in (25, 50)]
+    variants: dict[str, object] = {"AutoThemes (semsearch: smoothed, cosine, res 1)": lambda x, t, s: _product(x, t, s)}
+    for smooth in (True, False):
+        for weight, mutual in (("cosine", False), ("snn", False), ("cosine", True), ("snn", True)):
+            for res in (0.75, 1.0, 1.25, 1.5):
+                name = f"{'smoothed' if smooth else 'unsmoothed'}, {weight}{' mutual' if mutual else ''}, res {res}"
+                variants[name] = _graph_variant(smooth, resolution=lambda n, r=res: r, weight=weight, mutual=mutual)
+    for name, k in (("3", lambda n: 3), ("4", lambda n: 4), ("5", lambda n: min(5, n - 1)),
+                    ("sqrt(n) / 2", lambda n: max(2, int(n**0.5 / 2))), ("n // 10 + 2", lambda n: n // 10 + 2),
+                    ("1.5 sqrt(n)", lambda n: int(1.5 * n**0.5))):
+        variants[f"unsmoothed, cosine, res 1, {name} NN"] = _graph_variant(False, neighbours=k)
+    for name, res in (("1 + 10/n", lambda n: 1 + 10 / n), ("1 + 25/n", lambda n: 1 + 25 / n),
+                      ("sqrt(50/n)", lambda n: (50 / n) ** 0.5), ("sqrt(100/n)", lambda n: (100 / n) ** 0.5)):
+        for smooth in (True, False):
+            variants[f"{'smoothed' if smooth else 'unsmoothed'}, cosine, res {name}"] = _graph_variant(smooth, resolution=res)
+    for vecs in ("recentred", "raw", "smoothed"):
+        for q in (0.2, 0.3, 0.35, 0.4, 0.45, 0.5):
+            variants[f"split each community ({vecs}) if Q >= {q}"] = _split_variant(vecs, q)
+    for smooth in (True, False):
+        variants[f"resolution by stability, {'smoothed' if smooth else 'unsmoothed'}"] = _stability_variant(smooth)
+    for threshold in (0.3, 0.5, 0.7):
+        variants[f"consensus of resolutions, together >= {threshold}"] = _consensus_variant(threshold)
+
+    def row(fit) -> list[tuple[float, float]]:
+        cells = []
+        for _, sets in corpora:
+            labels = [(fit(x, t, seed), y) for x, t, y in sets]
+            cells.append((np.mean([v_measure_score(y, lab) for lab, y in labels]),
+                          np.mean([lab.max() + 1 for lab, _ in labels])))
+        return cells
+
+    print(f"\n0d. dev: small-corpus community variants ({len(small)} small draws, dev draws of 25 / 50 papers; "
+          "mean V-measure / mean k; 'mean3' = their mean)")
+    print(f"{'variant':56} " + " ".join(f"{name:>12}" for name, _ in corpora) + "  mean3")
+    for name, fit in variants.items():
+        cells = row(fit)
+        print(f"{name:56} " + " ".join(f"{v:6.3f} /{k:4.1f}" for v, k in cells)
+              + f" {np.mean([v for v, _ in cells]):6.3f}", flush=True)
+    print("\n   Louvain seeds 0-4 (mean over seeds of each column; sd of mean3 across seeds)")
+    for smooth in (True, False):
+        for res in (0.75, 0.9, 1.0, 1.1):
+            per_seed = np.array([[v for v, _ in row(_graph_variant(smooth, resolution=lambda n, r=res: r, louvain_seed=s))]
+                                 for s in range(5)])
+            print(f"{('smoothed' if smooth else 'unsmoothed') + f', cosine, res {res}':56} "
+                  + " ".join(f"{v:12.3f}" for v in per_seed.mean(axis=0))
+                  + f" {per_seed.mean():6.3f} (sd {per_seed.mean(axis=1).std():.3f})", flush=True)
+
+
 def main() -> None:
     import sklearn
     from sklearn.metrics import normalized_mutual_info_score, v_measure_score
@@ -352,6 +543,8 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="also part 0b: small corpora (small_theme_sets.json)")
     ap.add_argument("--communities", action="store_true",
                     help="also part 0c: kNN-graph communities vs k-means on the small draws and dev sets")
+    ap.add_argument("--graphs", action="store_true",
+                    help="also part 0d: variants of the small-corpus communities on the small and dev draws")
     ap.add_argument("--small-sets", type=Path, default=ROOT / "benchmarks" / "data" / "small_theme_sets.json")
     ap.add_argument("--sets", type=Path, default=ROOT / "benchmarks" / "data" / "theme_sets.json",
                     help="dev theme sets (JSON) for --dev")
@@ -373,6 +566,8 @@ def main() -> None:
         dev_small(args.data, args.small_sets, args.seed)
     if args.communities:
         dev_communities(args.data, args.small_sets, args.sets, args.seed)
+    if args.graphs:
+        dev_graphs(args.data, args.small_sets, args.sets, args.seed)
     if not args.no_criteria:
         criteria(vectors, truth, args.seed)
 
