@@ -27,7 +27,7 @@ from semsearch.embed.onnx import OnnxEmbedder
 from semsearch.store.lexical import STOPWORDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from retrieval import DATA, build_sets, metrics  # noqa: E402
+from retrieval import DATA, PRIMARY, build_sets, by_half, print_halves  # noqa: E402
 from retrieval_window import lexical  # noqa: E402
 
 A, B, C = (0.0, 0.5, 1.0), (0.5, 1.0, 2.0, 3.0), (0.5, 1.0, 1.5, 2.0)
@@ -107,17 +107,11 @@ def main() -> None:
                     score = a * cos[cand] + b * late[kind] + c * norm[cand]
                     order = np.lexsort((cand, -score))
                     runs.setdefault(key, {})[q] = [ids[int(cand[j])] for j in order]
-            for key, run in runs.items():
-                table.setdefault(key, {})[name] = {part: metrics(run, judged, [q for q in qids if part == "all" or split[q] == part])
-                                                   for part in ("dev", "test", "all")}
-    print(f"{'setting':38} | SciFact nDCG@10 dev/test/all | descriptive arXiv MRR@10 | descriptive seeds MRR@10")
-    for key, row in table.items():
-        print(f"{key:38}" + "".join(
-            f" | {'/'.join(format(row[n][p][m], '.4f') for p in ('dev', 'test', 'all'))}"
-            for n, m in (("SciFact", "ndcg@10"), ("descriptive arXiv", "mrr@10"), ("descriptive seeds", "mrr@10"))))
+            for key, row in by_half(runs, judged, split, qids).items():
+                table.setdefault(key, {})[name] = row
+    print_halves(table, 38)
     dev = {k: r["SciFact"]["dev"]["ndcg@10"] for k, r in table.items() if k != settings[0][0]}
-    mean_dev = {k: np.mean([r[n]["dev"][m] for n, m in (("SciFact", "ndcg@10"), ("descriptive arXiv", "mrr@10"),
-                                                       ("descriptive seeds", "mrr@10"))]) for k, r in table.items()}
+    mean_dev = {k: np.mean([r[n]["dev"][m] for n, m in PRIMARY]) for k, r in table.items()}
     print(f"best SciFact dev: {max(dev, key=dev.get)}; best mean of the three dev figures: {max(mean_dev, key=mean_dev.get)}")
 
 
