@@ -154,6 +154,23 @@ def metrics(runs: dict, judged: dict, qids: list) -> dict:
     }
 
 
+def by_half(runs: dict, judged: dict, split: dict, qids: list) -> dict:
+    """`metrics` of each run on the dev half, the test half and all queries: {run: {part: metrics}}."""
+    return {key: {part: metrics(run, judged, [q for q in qids if part == "all" or split[q] == part])
+                  for part in ("dev", "test", "all")} for key, run in runs.items()}
+
+
+PRIMARY = (("SciFact", "ndcg@10"), ("descriptive arXiv", "mrr@10"), ("descriptive seeds", "mrr@10"))
+
+
+def print_halves(table: dict, width: int) -> None:
+    """One line per setting: each set's primary metric, dev / test / all ({setting: {set: by_half row}})."""
+    print(f"{'setting':{width}} | SciFact nDCG@10 dev/test/all | descriptive arXiv MRR@10 | descriptive seeds MRR@10")
+    for key, row in table.items():
+        print(f"{key:{width}}" + "".join(f" | {'/'.join(format(row[n][p][m], '.4f') for p in ('dev', 'test', 'all'))}"
+                                         for n, m in PRIMARY))
+
+
 EMBEDDER = None  # None: the bundled model; the test suite passes --embedder fake
 
 

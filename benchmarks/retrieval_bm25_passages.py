@@ -29,7 +29,7 @@ from semsearch.facets import split_sentences
 from semsearch.fusion import TITLE_WEIGHTS, lexical_mass
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from retrieval import DATA, build_sets, metrics  # noqa: E402
+from retrieval import DATA, build_sets, by_half, print_halves  # noqa: E402
 
 WINDOW = 200
 K1_B = [(k1, b) for k1 in (0.6, 0.9, 1.2, 1.5, 2.0) for b in (0.3, 0.5, 0.75, 0.9, 1.0)]
@@ -139,16 +139,9 @@ def main() -> None:
                         for lam in LAMS:
                             order = np.lexsort((cand, -(d[cand] + lam * norm[cand])))
                             runs.setdefault(f"k1 {k1} b {b} mu {mu} lam {lam}", {})[q] = [ids[int(cand[j])] for j in order]
-            for key, run in runs.items():
-                table.setdefault(key, {})[name] = {
-                    part: metrics(run, judged, [q for q in qids if part == "all" or split[q] == part])
-                    for part in ("dev", "test", "all")
-                }
-    print(f"{'setting':36} | SciFact nDCG@10 dev/test/all | descriptive arXiv MRR@10 | descriptive seeds MRR@10")
-    for key, row in table.items():
-        print(f"{key:36}" + "".join(
-            f" | {'/'.join(format(row[n][p][m], '.4f') for p in ('dev', 'test', 'all'))}"
-            for n, m in (("SciFact", "ndcg@10"), ("descriptive arXiv", "mrr@10"), ("descriptive seeds", "mrr@10"))))
+            for key, row in by_half(runs, judged, split, qids).items():
+                table.setdefault(key, {})[name] = row
+    print_halves(table, 36)
     if args.json:
         args.json.write_text(json.dumps(table, indent=1))
 

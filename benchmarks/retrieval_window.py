@@ -25,7 +25,7 @@ from semsearch.embed.onnx import TOKENIZER_FILE, OnnxEmbedder, _load_tokenizer
 from semsearch.fusion import TITLE_WEIGHTS, lexical_mass
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from retrieval import DATA, build_sets, metrics  # noqa: E402
+from retrieval import DATA, build_sets, by_half, print_halves  # noqa: E402
 
 WINDOWS = (384, 512)
 MIXES = (0.5, 1.0)
@@ -67,7 +67,6 @@ def main() -> None:
     args = ap.parse_args()
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
-    print(f"{'setting':26} | SciFact nDCG@10 dev/test/all | descriptive arXiv MRR@10 | descriptive seeds MRR@10")
     table: dict = {}
     for name, (path, queries, judged, split) in build_sets(args.work, ["scifact", "arxiv", "seeds"], args.data).items():
         with Index.open(path) as idx:
@@ -93,13 +92,9 @@ def main() -> None:
                     for lam in LAMS:
                         order = np.lexsort((cand, -(d[cand] + lam * norm[cand])))
                         runs.setdefault(f"{key} lam {lam}", {})[q] = [ids[int(cand[j])] for j in order]
-            for key, run in runs.items():
-                table.setdefault(key, {})[name] = {part: metrics(run, judged, [q for q in qids if part == "all" or split[q] == part])
-                                                   for part in ("dev", "test", "all")}
-    for key, row in table.items():
-        print(f"{key:26}" + "".join(
-            f" | {'/'.join(format(row[n][p][m], '.4f') for p in ('dev', 'test', 'all'))}"
-            for n, m in (("SciFact", "ndcg@10"), ("descriptive arXiv", "mrr@10"), ("descriptive seeds", "mrr@10"))))
+            for key, row in by_half(runs, judged, split, qids).items():
+                table.setdefault(key, {})[name] = row
+    print_halves(table, 26)
 
 
 if __name__ == "__main__":

@@ -310,6 +310,23 @@ def test_serve_on_a_port_in_use_says_so(seed_index_path):
             serve(seed_index_path, "127.0.0.1", port, embedder=FakeEmbedder(), say=lambda line: None)
 
 
+def test_serve_listens_before_it_prints_its_url(seed_index_path):
+    """A client that connects the moment it reads the URL is queued, not refused (was a flaky race)."""
+    from semsearch.serve import serve
+
+    class Heard(Exception):
+        pass
+
+    def say(line):
+        port = int(re.search(r":(\d+)/ ", line).group(1))
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        raise Heard  # stop before the server runs
+
+    with pytest.raises(Heard):
+        serve(seed_index_path, "127.0.0.1", 0, embedder=FakeEmbedder(), say=say)
+
+
 def test_serve_warns_when_asked_to_listen_beyond_this_machine(seed_index_path):
     from semsearch.serve import serve
 

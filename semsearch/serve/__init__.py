@@ -92,10 +92,13 @@ def serve(
             raise SemsearchError(
                 f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port or --host"
             ) from None
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+        # listening before the URL is printed: a client that connects as soon as it reads the URL
+        # waits in the backlog until the server starts, instead of being refused
+        sock.listen(config.backlog)
         shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
         say(f"serving {live.info['path']} ({live.info['count']:,} papers) at http://{shown}:{sock.getsockname()[1]}/ "
             f"(API docs at /docs); Ctrl-C to stop")
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
         try:
             uvicorn.Server(config).run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises the Ctrl-C it caught
