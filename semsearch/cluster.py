@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -107,9 +108,11 @@ def label_clusters(
     cluster's texts containing t (counted once per text, so one paper repeating its acronym does
     not name a theme), f(t) its total over all clusters and A the mean number of terms per
     cluster. Terms are words and phrases without stop words (see `terms`). Going down the
-    ranking, a term sharing a word (singular/plural folded) with one already kept is skipped,
-    except that a phrase replaces the kept terms it contains when it holds at least
-    PHRASE_SHARE of the cluster's texts containing each ("dark", "matter" -> "dark matter").
+    ranking, a term sharing a word stem (`_stem`: robot / robots / robotic / robotics) with one
+    already kept is skipped, except that a phrase replaces the kept terms it contains when it
+    holds at least PHRASE_SHARE of the cluster's texts containing each ("dark", "matter" ->
+    "dark matter"). Each kept term is shown in the form of its stems that most of the cluster's
+    texts use (theories -> theory). Measured in benchmarks/theme_labels.py.
 
     Args:
         texts: n documents (title + abstract).
@@ -154,8 +157,8 @@ def _top_terms(counts: Counter[str], total: Counter[str], size: int, n: int, n_w
             break
         if any(_acronym(term, c) or _acronym(c, term) for c in chosen):
             continue
-        keys = {_fold(w) for w in term.split()}
-        clash = [i for i, c in enumerate(chosen) if keys & {_fold(w) for w in c.split()}]
+        keys = {_stem(w) for w in term.split()}
+        clash = [i for i, c in enumerate(chosen) if keys & {_stem(w) for w in c.split()}]
         if not clash:
             if len(chosen) == n_words:
                 break
@@ -164,7 +167,15 @@ def _top_terms(counts: Counter[str], total: Counter[str], size: int, n: int, n_w
             chosen[clash[0]] = term
             for i in reversed(clash[1:]):
                 del chosen[i]
-    return chosen
+    # each part in the cluster's most frequent form of its stems (theories -> theory); that form
+    # is used by at least as many texts as the chosen one, so it is among `ranked`
+    wanted = {_stem_key(t) for t in chosen}
+    forms: dict[str, tuple[int, str]] = {}
+    for t in ranked:
+        key = _stem_key(t)
+        if key in wanted:
+            forms[key] = min(forms.get(key, (0, t)), (-counts[t], t))
+    return [forms[_stem_key(t)][1] for t in chosen]
 
 
 def _acronym(term: str, phrase: str) -> bool:
@@ -183,6 +194,33 @@ def _fold(word: str) -> str:
     if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
         return word[:-1]
     return word
+
+
+#: Derivational endings `_stem` strips (longest first), each only when 4 letters remain.
+_ENDINGS = ("izations", "ization", "ations", "ation", "ically", "ical", "ally", "ics", "ing", "ity", "ive",
+            "ness", "ment", "ic", "al", "ed", "er", "ly")
+
+
+def _stem_key(term: str) -> str:
+    return " ".join(_stem(w) for w in term.split())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _stem(word: str) -> str:
+    """Crude stem for folding word forms into one label part: robot/robots/robotic/robotics -> robot.
+
+    Plural first (galaxies -> galaxy), then up to two derivational endings (clustering -> cluster
+    -> clust), then a final e (image / imaging -> imag). Never shown.
+    """
+    w = _fold(word)
+    for _ in range(2):
+        for end in _ENDINGS:
+            if w.endswith(end) and len(w) - len(end) >= 4:
+                w = w[: -len(end)]
+                break
+        else:
+            break
+    return w[:-1] if w.endswith("e") and len(w) > 4 else w
 
 
 class AutoThemes:

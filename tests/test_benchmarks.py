@@ -136,3 +136,21 @@ def test_themes_speed_benchmark(tmp_path):
     out = run("themes_speed.py", tmp_path / "idx", "--runs", "1", "--embedder", "fake", "--auto")
     assert "named, cold (new process)" in out and "named, warm" in out and "discovered, cold" in out
     assert "9 themes over 25 papers, 25 records read" in out
+
+
+def test_theme_labels_benchmark(tmp_path):
+    import gzip
+
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)
+    with gzip.open(tmp_path / "abstracts.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(lines)
+    (tmp_path / "clustering_subset.jsonl").write_text("".join(lines[:6] + lines[8:14]), encoding="utf-8")
+    sets = {"per_theme": 8, "sets": {"tiny": {"galaxies": "astro-ph.GA", "robotics": "cs.RO", "cryptography": "cs.CR"}}}
+    (tmp_path / "sets.json").write_text(json.dumps(sets), encoding="utf-8")
+    papers = [json.loads(line) for line in lines]
+    draw = {"categories": ["cs.CL", "cs.CV", "cs.GT"], "themes": {"language": "cs.CL", "vision": "cs.CV", "games": "cs.GT"},
+            "ids": [p["id"] for p in papers if p["primary_category"] in ("cs.CL", "cs.CV", "cs.GT")]}
+    (tmp_path / "small.json").write_text(json.dumps({"draws": [draw]}), encoding="utf-8")
+    out = run("theme_labels.py", "--data", tmp_path, "--sets", tmp_path / "sets.json", "--small-sets",
+              tmp_path / "small.json", "--embedder", "fake", "--test")
+    assert "S  shipped: label_clusters now" in out and "AutoThemes on the subset" in out and "seed corpus" in out

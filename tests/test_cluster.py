@@ -232,3 +232,36 @@ def test_an_acronym_does_not_repeat_its_phrase():
         f"galaxy clusters and dark matter halos {i}" for i in range(5)]
     words = label_clusters(texts, [0] * 5 + [1] * 5, n_words=4)
     assert not ({"llms", "llm"} & set(words[0]) and any(" " in w and w.startswith("large") for w in words[0]))
+
+
+def test_stem_folds_word_forms_into_one():
+    from semsearch.cluster import _stem
+
+    assert len({_stem(w) for w in ("robot", "robots", "robotic", "robotics")}) == 1
+    assert _stem("galaxies") == _stem("galaxy") and _stem("states") == _stem("state")
+    assert _stem("image") == _stem("imaging") and _stem("clustering") == _stem("clusters")
+    assert _stem("quantum") != _stem("quantization") and _stem("vision") != _stem("visual")
+
+
+def test_a_label_holds_one_form_of_a_word():
+    fill = "alpha bravo charlie delta echo foxtrot golf".split()
+    texts = [f"robot. {a}{b}" for a, b in zip(fill[:3], fill[1:4])] + [
+        f"robot, robotic. {fill[3]}{fill[4]}", f"robotic. {fill[4]}{fill[5]}", f"robotic. {fill[5]}{fill[6]}"] + [
+        f"galaxy formation in dark matter halos. {w}" for w in fill[:6]]
+    words = label_clusters(texts, [0] * 6 + [1] * 6, n_words=4)
+    assert words[0] == ["robot"]  # not robot · robotic
+
+
+def test_a_part_is_shown_in_its_most_frequent_form():
+    # "theories" is the distinctive form (only theme 0 says it) but theme 0 says "theory" more often
+    texts = ([f"theory, strings. {w}" for w in "ab cd ef gh ij".split()]
+             + [f"theories. {w}" for w in "kl mn op".split()]
+             + [f"theory; robot. {w}" for w in "qr st uv wx yz zy za zb".split()])
+    words = label_clusters(texts, [0] * 8 + [1] * 8, n_words=3)
+    assert "theory" in words[0] and "theories" not in words[0]
+
+
+def test_label_clusters_is_deterministic():
+    texts = [f"robotic grasping with a robot hand {i}" for i in range(4)] + [
+        f"galaxy formation in dark matter halos {i}" for i in range(4)]
+    assert label_clusters(texts, [0] * 4 + [1] * 4) == label_clusters(list(texts), [0] * 4 + [1] * 4)
