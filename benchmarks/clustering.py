@@ -12,6 +12,7 @@ words GENERIC_WORDS keeps out of the names.
 
     PYTHONPATH=. python benchmarks/clustering.py [--cache CACHE/bench/clustering.npy] [--limit N]
         [--bertopic BERTOPIC-VENV/bin/python] [--dev] [--small] [--communities] [--graphs]
+        [--late [--late-cache DIR]] [--late-seeds INDEX --late-variant NAME ...]
 
 Part 0 (--dev): how AutoThemes' TOLERANCE was chosen, on the dev theme sets only.
 Part 0c (--communities): kNN-graph Louvain communities against k-means with a chosen k (fourth
@@ -22,6 +23,11 @@ of its neighbour counts and range of k (third round of issue 13; none adopted).
 Part 0d (--graphs): fifth round of issue 13, dev data only: variants of the small-corpus
 communities (smoothing, edge weights, mutual neighbours, resolution fixed / by size / by
 stability / consensus, kNN size, a second-level split of each community); none adopted.
+Part 0e (--late): sixth round of issue 13, dev data only: communities of the kNN graph of
+paper-to-paper late interaction (symmetric MaxSim over the default int8 ONNX model's token
+states, as benchmarks/retrieval_late.py), alone or blended with the pooled cosine; 12 settings
+fixed before the run, then seconds at 25 / 50 / 100 papers. --late-seeds shows named variants'
+themes on a built index (the seeds, looked at once per final candidate); none adopted.
 
 BERTopic is not a dependency: --bertopic names an interpreter of a separate venv holding it
 (torch==2.13.0 installed first, then `pip install bertopic`), run as a subprocess.
@@ -527,6 +533,192 @@ def dev_graphs(data: Path, small_path: Path, sets_path: Path, seed: int) -> None
                   + f" {per_seed.mean():6.3f} (sd {per_seed.mean(axis=1).std():.3f})", flush=True)
 
 
+
+#: Part 0e: which pieces a paper's MaxSim averages over, and the share of late interaction in a blend.
+_LATE_KINDS = ("all", "content")
+_LATE_BLENDS = (0.25, 0.5, 0.75)
+
+
+def late_states(texts: list[str], cache: Path | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each text's (pieces, dim) float16 token states of the default int8 ONNX model, and its
+    content mask (alphanumeric pieces, not an FTS5 stopword), as benchmarks/retrieval_late.py."""
+    import hashlib
+
+    from retrieval_late import pieces, token_states  # this script's folder is on sys.path
+
+    from semsearch.embed.onnx import OnnxEmbedder
+    from semsearch.store.lexical import STOPWORDS
+
+    key = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
+    path = cache / f"late_states_{key}.npz" if cache else None
+    if path and path.exists():
+        z = np.load(path, allow_pickle=False)
+        flat, offsets, mask = z["flat"], z["offsets"], z["content"]
+    else:
+        emb = OnnxEmbedder(None, quantized=True)
+        inputs = [windows[0] for windows in pieces(emb, texts, False)]  # what the model reads
+        states = token_states(emb, inputs)
+        flat, offsets = np.concatenate(states), np.cumsum([0] + [len(s) for s in states])
+        tok, _ = emb._load(1)
+        words = (tok.id_to_token(int(i)) for ids in inputs for i in ids[1:-1])
+        mask = np.array([w.isalnum() and w not in STOPWORDS for w in words], dtype=bool)
+        if path:
+            np.savez(path, flat=flat, offsets=offsets, content=mask)
+    cut = lambda a: [a[offsets[i] : offsets[i + 1]] for i in range(len(texts))]  # noqa: E731
+    return cut(flat), cut(mask)
+
+
+def maxsim(states: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Symmetric MaxSim between papers, {"all", "content"}: (n, n) float64, the mean of both
+    directions; one direction = the mean over one paper's pieces (all, or content only) of their
+    best cosine to any piece of the other."""
+    n = len(states)
+    lengths = np.array([len(s) for s in states])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    every = np.concatenate(states).astype(np.float32)
+    out = {kind: np.zeros((n, n)) for kind in _LATE_KINDS}
+    for i, s in enumerate(states):
+        best = np.maximum.reduceat(s.astype(np.float32) @ every.T, starts, axis=1)  # (pieces of i, n)
+        content = masks[i] if masks[i].any() else np.ones(len(s), dtype=bool)
+        out["all"][i], out["content"][i] = best.mean(axis=0), best[content].mean(axis=0)
+    return {kind: (m + m.T) / 2 for kind, m in out.items()}
+
+
+def _hub_centred(s: np.ndarray) -> np.ndarray:
+    """s minus the mean of both papers' average similarity to the others (a paper matching every
+    other one well, as a long abstract does under MaxSim, is not everyone's neighbour)."""
+    n = len(s)
+    mean = (s.sum(axis=1) - np.diag(s)) / max(n - 1, 1)
+    return s - (mean[:, None] + mean[None, :]) / 2
+
+
+def _zscore(s: np.ndarray) -> np.ndarray:
+    off = s[~np.eye(len(s), dtype=bool)]
+    return (s - off.mean()) / max(off.std(), 1e-12)
+
+
+def _louvain_on(s: np.ndarray, seed: int) -> np.ndarray:
+    """Louvain communities (resolution 1) of the kNN graph of a symmetric similarity matrix:
+    min(sqrt(n), COMMUNITY_NEIGHBOURS) neighbours by s, edges weighted max(s, 0), as the product."""
+    import networkx as nx
+
+    import semsearch.cluster as cluster
+
+    n = len(s)
+    k = max(1, min(cluster.COMMUNITY_NEIGHBOURS, int(n**0.5), n - 1))
+    sims = np.array(s, dtype=np.float64)
+    np.fill_diagonal(sims, -np.inf)
+    near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    pairs = sorted({(min(i, int(j)), max(i, int(j))) for i in range(n) for j in near[i]})
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_weighted_edges_from((i, j, max(float(s[i, j]), 0.0)) for i, j in pairs)
+    found = nx.community.louvain_communities(graph, weight="weight", resolution=cluster.COMMUNITY_RESOLUTION,
+                                             seed=seed)
+    labels = np.zeros(n, dtype=np.int64)
+    for c, members in enumerate(sorted(found, key=min)):
+        labels[sorted(members)] = c
+    return labels
+
+
+def late_variants() -> dict[str, object]:
+    """Part 0e's grid, fixed before the run: name -> f(vectors, texts, late, seed) -> labels, where
+    late = maxsim(...) of the corpus; communities outside 2..20 give the product's answer."""
+    def cosine(x):
+        c = _centred(x)
+        return c @ c.T
+
+    def graph(similarity):
+        def fit(x, texts, late, seed):
+            labels = _louvain_on(similarity(x, late), seed)
+            return labels if 2 <= labels.max() + 1 <= 20 else _product(x, texts, seed)
+        return fit
+
+    variants: dict[str, object] = {
+        "AutoThemes (semsearch: smoothed pooled cosine)": lambda x, t, late, s: _product(x, t, s),
+        "unsmoothed pooled cosine (fifth round)": graph(lambda x, late: cosine(x)),
+    }
+    for kind in _LATE_KINDS:
+        variants[f"MaxSim {kind}"] = graph(lambda x, late, k=kind: late[k])
+    for kind in _LATE_KINDS:
+        variants[f"MaxSim {kind}, hub-centred"] = graph(lambda x, late, k=kind: _hub_centred(late[k]))
+    for kind in _LATE_KINDS:
+        for b in _LATE_BLENDS:
+            variants[f"{1 - b:g} z(cos) + {b:g} z(MaxSim {kind}, hub-centred)"] = graph(
+                lambda x, late, k=kind, b=b: (1 - b) * _zscore(cosine(x)) + b * _zscore(_hub_centred(late[k])))
+    return variants
+
+
+def dev_late(data: Path, small_path: Path, sets_path: Path, seed: int, cache: Path | None) -> None:
+    """Part 0e (sixth round of issue 13, dev data only): communities of the kNN graph of paper-to-paper
+    late interaction (MaxSim over the model's token states), alone or blended with the pooled cosine,
+    on the small draws and the dev draws of 25 / 50 papers; then the seconds it costs."""
+    import time
+
+    from sklearn.metrics import v_measure_score
+
+    small = small_sets(data, small_path)
+    cfg, vectors, texts, truth = dev_papers(data, sets_path)
+    draws = dev_draws(cfg, truth)
+    corpora = [("small", small)] + [
+        (f"n={n}", [(vectors[r], [texts[i] for i in r], truth[r]) for m, r in draws if m == n]) for n in (25, 50)]
+    unique = sorted({t for _, sets in corpora for _, ts, _ in sets for t in ts})
+    at = {t: i for i, t in enumerate(unique)}
+    t0 = time.perf_counter()
+    states, masks = late_states(unique, cache)
+    print(f"\n0e. dev: late-interaction graphs ({len(unique)} distinct papers' token states, "
+          f"{time.perf_counter() - t0:.0f} s{' or cache' if cache else ''}; mean V-measure / mean k; "
+          "'mean3' = mean of small, n=25, n=50)", flush=True)
+    lates = []
+    for _, sets in corpora:
+        lates.append([maxsim([states[at[t]] for t in ts], [masks[at[t]] for t in ts]) for _, ts, _ in sets])
+    print(f"{'variant':58} " + " ".join(f"{name:>12}" for name, _ in corpora) + "  mean3")
+    for name, fit in late_variants().items():
+        cells = []
+        for (_, sets), late in zip(corpora, lates):
+            labels = [(fit(x, t, m, seed), y) for (x, t, y), m in zip(sets, late)]
+            cells.append((np.mean([v_measure_score(y, lab) for lab, y in labels]),
+                          np.mean([lab.max() + 1 for lab, _ in labels])))
+        print(f"{name:58} " + " ".join(f"{v:6.3f} /{k:4.1f}" for v, k in cells)
+              + f" {np.mean([v for v, _ in cells]):6.3f}", flush=True)
+
+    print("\n   seconds (one run each, dev papers not seen above: token states, then both MaxSim matrices)")
+    rng = np.random.default_rng(seed)
+    fresh = [t for t in texts if t not in at]
+    for n in (25, 50, 100):
+        picked = [fresh[i] for i in sorted(rng.choice(len(fresh), n, replace=False))]
+        t0 = time.perf_counter()
+        s, m = late_states(picked, None)
+        t1 = time.perf_counter()
+        maxsim(s, m)
+        t2 = time.perf_counter()
+        print(f"   {n:4d} papers ({sum(map(len, s)):6d} pieces): token states {t1 - t0:6.2f} s, MaxSim {t2 - t1:6.2f} s",
+              flush=True)
+
+
+def seed_late(index: Path, names: list[str], seed: int) -> None:
+    """Part 0e on a built index (the seeds, looked at once per final candidate): each named
+    variant's themes with their members and c-TF-IDF labels."""
+    from semsearch import Index
+    from semsearch.embed.base import paper_text
+
+    variants = late_variants()
+    with Index.open(index) as idx:
+        papers = idx.papers()
+        x = idx.vectors(list(range(len(papers))))
+        texts = [paper_text(p) for p in papers]
+    states, masks = late_states(texts, None)
+    late = maxsim(states, masks)
+    for name in names:
+        labels = variants[name](x, texts, late, seed)
+        order = sorted(range(labels.max() + 1), key=lambda c: (-(labels == c).sum(), int(np.argmax(labels == c))))
+        words = label_clusters(texts, labels.tolist())
+        print(f"\n   {index.name}, {name}: {len(order)} themes")
+        for c in order:
+            titles = [papers[i].title or papers[i].abstract[:50] + " …" for i in np.flatnonzero(labels == c)]
+            print(f"   - \"{' · '.join(words[c][:3])}\" ({len(titles)}): " + "; ".join(titles))
+
+
 def main() -> None:
     import sklearn
     from sklearn.metrics import normalized_mutual_info_score, v_measure_score
@@ -545,6 +737,11 @@ def main() -> None:
                     help="also part 0c: kNN-graph communities vs k-means on the small draws and dev sets")
     ap.add_argument("--graphs", action="store_true",
                     help="also part 0d: variants of the small-corpus communities on the small and dev draws")
+    ap.add_argument("--late", action="store_true",
+                    help="also part 0e: small-corpus communities of late-interaction (MaxSim) graphs")
+    ap.add_argument("--late-cache", type=Path, default=None, help="folder keeping part 0e's token states (.npz)")
+    ap.add_argument("--late-seeds", type=Path, metavar="INDEX", help="part 0e's --late-variant themes on a built index")
+    ap.add_argument("--late-variant", action="append", default=[], help="a part 0e variant name (repeatable)")
     ap.add_argument("--small-sets", type=Path, default=ROOT / "benchmarks" / "data" / "small_theme_sets.json")
     ap.add_argument("--sets", type=Path, default=ROOT / "benchmarks" / "data" / "theme_sets.json",
                     help="dev theme sets (JSON) for --dev")
@@ -568,6 +765,11 @@ def main() -> None:
         dev_communities(args.data, args.small_sets, args.sets, args.seed)
     if args.graphs:
         dev_graphs(args.data, args.small_sets, args.sets, args.seed)
+    if args.late:
+        dev_late(args.data, args.small_sets, args.sets, args.seed, args.late_cache)
+    if args.late_seeds:
+        seed_late(args.late_seeds, args.late_variant, args.seed)
+        return
     if not args.no_criteria:
         criteria(vectors, truth, args.seed)
 

@@ -154,3 +154,32 @@ def test_theme_labels_benchmark(tmp_path):
     out = run("theme_labels.py", "--data", tmp_path, "--sets", tmp_path / "sets.json", "--small-sets",
               tmp_path / "small.json", "--embedder", "fake", "--test")
     assert "S  shipped: label_clusters now" in out and "AutoThemes on the subset" in out and "seed corpus" in out
+
+
+def test_clustering_maxsim_matches_brute_force():
+    """Part 0e's paper-to-paper MaxSim (benchmarks/clustering.py) against a loop over piece pairs."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_clustering", ROOT / "benchmarks" / "clustering.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(3)
+    states = []
+    for n in (5, 1, 7, 3):
+        s = rng.normal(size=(n, 6))
+        states.append((s / np.linalg.norm(s, axis=1, keepdims=True)).astype(np.float16))
+    masks = [np.array([True, False, True, True, False]), np.array([False]), rng.random(7) < 0.5, np.ones(3, bool)]
+    late = bench.maxsim(states, masks)
+
+    def one_way(a, b, mask):
+        best = [max(float(a[i].astype(np.float32) @ b[j].astype(np.float32)) for j in range(len(b))) for i in range(len(a))]
+        keep = mask if mask.any() else np.ones(len(a), bool)
+        return np.mean(best), np.mean(np.array(best)[keep])
+
+    for i in range(4):
+        for j in range(4):
+            (ab, abc), (ba, bac) = one_way(states[i], states[j], masks[i]), one_way(states[j], states[i], masks[j])
+            assert late["all"][i, j] == pytest.approx((ab + ba) / 2, abs=1e-5)
+            assert late["content"][i, j] == pytest.approx((abc + bac) / 2, abs=1e-5)
+    centred = bench._hub_centred(late["all"])
+    assert np.allclose(centred, centred.T)
