@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections import Counter
@@ -205,7 +204,6 @@ def _stem_key(term: str) -> str:
     return " ".join(_stem(w) for w in term.split())
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     """Crude stem for folding word forms into one label part: robot/robots/robotic/robotics -> robot.
 
