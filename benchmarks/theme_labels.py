@@ -183,7 +183,7 @@ def top(counts, total, size, n, n_words, show, phrase_boost, generic, adjectives
         ranked = order + ranked[20:]
     fold = cluster._fold
     if skip is not None:
-        fold = (lambda w: stem_with(w, skip[2])) if skip[2] else cluster._stem
+        fold = (lambda w: cluster._stem(w, skip[2])) if skip[2] else cluster._stem
 
     def words(t):
         return t.replace("-", " ").split() if skip is not None and skip[1] else t.split()
@@ -210,19 +210,6 @@ def top(counts, total, size, n, n_words, show, phrase_boost, generic, adjectives
             forms[key] = min(forms.get(key, (0, t)), (-m, t))
         return [forms[" ".join(fold(w) for w in t.split())][1] for t in chosen]
     return [show[t] for t in chosen]
-
-
-def stem_with(word: str, endings: tuple[str, ...]) -> str:
-    """cluster._stem with another list of endings (round 2)."""
-    w = cluster._fold(word)
-    for _ in range(2):
-        for end in endings:
-            if w.endswith(end) and len(w) - len(end) >= 4:
-                w = w[: -len(end)]
-                break
-        else:
-            break
-    return w[:-1] if w.endswith("e") and len(w) > 4 else w
 
 
 #: Round 2's longer list of endings (adds -ary, -ator, -ate, -ion, -or).

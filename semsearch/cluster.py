@@ -204,15 +204,15 @@ def _stem_key(term: str) -> str:
     return " ".join(_stem(w) for w in term.split())
 
 
-def _stem(word: str) -> str:
+def _stem(word: str, endings: tuple[str, ...] = _ENDINGS) -> str:
     """Crude stem for folding word forms into one label part: robot/robots/robotic/robotics -> robot.
 
-    Plural first (galaxies -> galaxy), then up to two derivational endings (clustering -> cluster
-    -> clust), then a final e (image / imaging -> imag). Never shown.
+    Plural first (galaxies -> galaxy), then up to two derivational `endings` (clustering ->
+    cluster -> clust), then a final e (image / imaging -> imag). Never shown.
     """
     w = _fold(word)
     for _ in range(2):
-        for end in _ENDINGS:
+        for end in endings:
             if w.endswith(end) and len(w) - len(end) >= 4:
                 w = w[: -len(end)]
                 break
