@@ -55,8 +55,6 @@ from semsearch.store.lexical import STOPWORDS  # noqa: E402
 from semsearch.themes import (  # noqa: E402
     NamedThemes,
     _standardise,
-    distinctive_stems,
-    expansion_bm25,
     term_counts,
     word_evidence,
 )
@@ -139,13 +137,7 @@ def late_members(x, q, ev, counts, maxsim, words, *, weight=0.0, replace=None, s
     query_z = _standardise(m.query_scores_)
     first_z = (late_z if replace else query_z + weight * late_z) + m.word_weight * ev
     gate_z = late_z if replace == "both" else query_z
-    m._steps(x, q, first_z, gate_z, ev)
-    for j in range(t):
-        own = m.members_[:, j]
-        if 2 <= own.sum() < n:
-            m.expansion_words_[j] = distinctive_stems(counts, own, m.expansion_terms)
-            m.expansion_[:, j] = expansion_bm25(counts, m.expansion_words_[j])
-    m._steps(x, q, first_z + m.expansion_weight * _standardise(m.expansion_), gate_z, ev)
+    m._fit_from(x, q, first_z, gate_z, ev, counts)
     return m.members_
 
 

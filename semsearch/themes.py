@@ -188,16 +188,19 @@ class NamedThemes:
             self.by_words_ = np.zeros((n, t), dtype=bool)
             return self
         query_z = _standardise(self.query_scores_)
-        first_z = query_z + self.word_weight * ev
+        self._fit_from(x, q, query_z + self.word_weight * ev, query_z, ev, counts)
+        return self
+
+    def _fit_from(self, x, q, first_z, query_z, ev, counts) -> None:
+        """Steps 1-6 from the first-pass standard scores `first_z` and the word rule's gate `query_z`."""
         self._steps(x, q, first_z, query_z, ev)
         if counts is not None and self.expansion_weight and self.expansion_terms > 0:
-            for j in range(t):
+            for j in range(len(q)):
                 own = self.members_[:, j]
-                if 2 <= own.sum() < n:
+                if 2 <= own.sum() < len(x):
                     self.expansion_words_[j] = distinctive_stems(counts, own, self.expansion_terms)
                     self.expansion_[:, j] = expansion_bm25(counts, self.expansion_words_[j])
             self._steps(x, q, first_z + self.expansion_weight * _standardise(self.expansion_), query_z, ev)
-        return self
 
     def _steps(self, x, q, first_z, query_z, ev) -> None:
         """Steps 1-5 from the first-pass standard scores `first_z` (n, t)."""
